@@ -1,0 +1,36 @@
+"""Shared test helpers. Tests run under whichever backend KERAS_BACKEND names
+(tensorflow by default); CI runs the suite under tensorflow and jax."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+BACKEND = keras.backend.backend()
+
+
+def value_and_grad(fn, x):
+    """Value of scalar ``fn(x)`` and its gradient with respect to ``x`` (a numpy float32 array),
+    through the active backend's autodiff. Returns numpy arrays."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        xt = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            value = fn(xt)
+        return np.asarray(value), np.asarray(tape.gradient(value, xt))
+    if BACKEND == "jax":
+        import jax
+
+        value, grad = jax.value_and_grad(lambda t: fn(t))(x)
+        return np.asarray(value), np.asarray(grad)
+    pytest.skip(f"no gradient helper for backend {BACKEND}")
+
+
+@pytest.fixture(params=[0, 1, 2, 3], ids=lambda s: f"seed{s}")
+def rng(request):
+    return np.random.default_rng(request.param)
