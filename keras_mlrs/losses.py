@@ -32,7 +32,12 @@ import numpy as np
 from keras import ops
 
 from keras_mlrs import decision as decision_rules
-from keras_mlrs.errors import InvalidParameterError, ShapeMismatchError, UnknownNameError, did_you_mean
+from keras_mlrs.errors import (
+    InvalidParameterError,
+    ShapeMismatchError,
+    UnknownNameError,
+    did_you_mean,
+)
 from keras_mlrs.ops import masked_logsumexp, sparsemax_threshold
 
 __all__ = [

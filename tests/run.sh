@@ -1,0 +1,12 @@
+#!/bin/sh
+# The whole test suite, as CI runs it: lint, every test under the TensorFlow backend,
+# the backend-agnostic tests (marked `backends`) again under JAX, and the docs build.
+# Creates or reuses .venv and installs the project with its dev extras.
+set -eu
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+.venv/bin/ruff check keras_mlrs cli tests
+.venv/bin/mkdocs build --strict --quiet
+KERAS_BACKEND=jax .venv/bin/python -m pytest -q -m backends
+KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -q

@@ -1,0 +1,92 @@
+"""The `mlrs` command: thin commands over the library, clean one-line errors."""
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from cli.main import app
+
+runner = CliRunner()
+
+
+def run_mlrs(*args):
+    """Run `mlrs` in a fresh process, as a user would."""
+    code = "import sys; from cli.main import main; sys.argv = ['mlrs', *sys.argv[1:]]; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_version_matches_package_metadata():
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"keras-mlrs {version('keras-mlrs')}"
+
+
+def test_help_does_not_import_keras_or_tensorflow():
+    # `mlrs --help` must answer at once: importing the CLI may not pull in Keras/TensorFlow.
+    code = (
+        "import sys; import cli.main; "
+        "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'keras_mlrs') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("losses", "bench", "demo"):
+        assert command in result.output
+
+
+def test_losses_lists_every_registered_loss_with_its_rule():
+    from keras_mlrs import losses
+
+    result = runner.invoke(app, ["losses"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    for name in losses.names():
+        assert name in result.output
+    assert "gamma=2.0" in result.output
+    assert "margin=1.0" in result.output
+    assert "sparsemax_support" in result.output
+
+
+def test_unknown_loss_is_a_one_line_error_without_traceback():
+    result = run_mlrs("demo", "--loss", "focall")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "unknown loss 'focall'" in lines[0]
+    assert "Did you mean 'focal'?" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_bench_losses_prints_a_ratio_per_loss():
+    result = runner.invoke(
+        app,
+        ["bench", "losses", "--batch-size", "16", "--features", "8", "--hidden", "8",
+         "--rounds", "2", "--steps", "1", "--loss", "bce", "--loss", "sparsemax"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "1.000x" in result.output  # bce against itself
+    assert "sparsemax" in result.output
+
+
+def test_demo_writes_results_for_each_requested_loss(tmp_path):
+    out = tmp_path / "demo"
+    result = runner.invoke(
+        app, ["demo", "--out", str(out), "--epochs", "1", "--loss", "bce", "--loss", "sparsemax"],
+        env={"COLUMNS": "250"},
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) == {"bce", "sparsemax"}
+    for scores in results.values():
+        for key in ("precision_micro", "recall_samples", "f1_macro", "map_macro"):
+            assert 0.0 <= scores[key] <= 1.0
+    assert results["sparsemax"]["decision"] == "sparsemax(z) > 0"
+    assert [p.name for p in out.iterdir()] == ["results.json"]  # no temporary left behind
