@@ -477,7 +477,11 @@ class _ClassWeighted(MultiLabelLoss):
 @_register("bce", "sigmoid", "Sigmoid cross-entropy, the standard multi-label loss.",
            "e.g. Goodfellow et al., Deep Learning, 2016")
 class BinaryCrossentropy(_ClassWeighted):
-    """Sigmoid cross-entropy from logits (see :func:`bce`).
+    """Sigmoid cross-entropy from logits, mean over classes (functional form :func:`bce`):
+    ``L = -mean_c w_c [y_c log σ(z_c) + (1 - y_c) log σ(-z_c)]``, ``w_c = 1`` unless weighted.
+
+    Source: the standard binary cross-entropy, applied per label (e.g. Goodfellow,
+    Bengio & Courville, *Deep Learning*, MIT Press 2016, §6.2.2). Decision rule: sigmoid ≥ 0.5.
 
     Args:
         class_weights: ``None``, one weight per class, ``"inverse_frequency"`` or
@@ -492,7 +496,12 @@ class BinaryCrossentropy(_ClassWeighted):
 @_register("focal", "sigmoid", "Down-weights easy labels by (1 - p_t)^gamma to focus on hard ones.",
            "Lin et al., Focal Loss for Dense Object Detection, ICCV 2017")
 class Focal(_ClassWeighted):
-    """Focal loss from logits (see :func:`focal`).
+    """Focal loss from logits, mean over classes (functional form :func:`focal`):
+    ``L = -mean_c α_t (1 - p_t)^γ log p_t``, ``p_t = σ(z)`` for a positive label and
+    ``1 - σ(z)`` for a negative one.
+
+    Source: Lin, Goyal, Girshick, He & Dollár, *Focal Loss for Dense Object Detection*,
+    ICCV 2017. Decision rule: sigmoid ≥ 0.5.
 
     Args:
         gamma: focusing parameter γ >= 0 (0 gives cross-entropy).
@@ -514,7 +523,13 @@ class Focal(_ClassWeighted):
 @_register("weighted_bce", "sigmoid", "Cross-entropy with per-class weights (default: inverse class frequency).",
            "e.g. Yessou et al., IGARSS 2020")
 class WeightedBinaryCrossentropy(_ClassWeighted):
-    """Class-weighted sigmoid cross-entropy (see :func:`weighted_bce`).
+    """Class-weighted sigmoid cross-entropy (functional form :func:`weighted_bce`):
+    ``L = -mean_c w_c [y_c log σ(z_c) + (1 - y_c) log σ(-z_c)]`` with, by default,
+    ``w_c ∝ 1 / n_c`` (mean 1) from the BigEarthNet-19 training counts ``n_c``.
+
+    Source: the weighted cross-entropy of the study (Yessou, Sumbul & Demir, IGARSS 2020);
+    class-balanced weights from Cui et al., *Class-Balanced Loss Based on Effective Number
+    of Samples*, CVPR 2019. Decision rule: sigmoid ≥ 0.5.
 
     Weights live in the loss because Keras' ``fit(class_weight=...)`` argmaxes the
     labels, which is meaningless for multi-hot targets.
@@ -538,7 +553,14 @@ class WeightedBinaryCrossentropy(_ClassWeighted):
 @_register("hamming", "sigmoid", "Expected fraction of wrong labels: a smooth Hamming loss.",
            "e.g. Destercke, Multilabel Prediction with Probability Sets: The Hamming Loss Case, 2014")
 class HammingSurrogate(MultiLabelLoss):
-    """Differentiable surrogate of the Hamming loss (see :func:`hamming`)."""
+    """Differentiable surrogate of the Hamming loss (functional form :func:`hamming`):
+    ``L = mean_c [y_c (1 - σ(z_c)) + (1 - y_c) σ(z_c)]``, the expected fraction of wrong
+    labels when label c is drawn with probability ``σ(z_c)``.
+
+    Source: the Hamming loss of multi-label learning (e.g. Destercke, *Multilabel
+    Prediction with Probability Sets: The Hamming Loss Case*, IPMU 2014). Decision rule:
+    sigmoid ≥ 0.5.
+    """
 
     fn = staticmethod(hamming)
 
@@ -549,7 +571,12 @@ class HammingSurrogate(MultiLabelLoss):
 @_register("huber", "logit", "Modified Huber: quadratic near the margin, linear for outliers.",
            "Zhang, Solving Large Scale Linear Prediction Problems Using SGD, ICML 2004")
 class ModifiedHuber(MultiLabelLoss):
-    """Modified Huber loss for classification (see :func:`huber`)."""
+    """Modified Huber loss for classification (functional form :func:`huber`): with
+    ``s = (2y - 1) z``, ``max(0, 1 - s)²`` if ``s >= -1`` else ``-4 s``, mean over classes.
+
+    Source: Zhang, *Solving Large Scale Linear Prediction Problems Using Stochastic
+    Gradient Descent Algorithms*, ICML 2004 (after Huber, 1964). Decision rule: logit > 0.
+    """
 
     fn = staticmethod(huber)
 
@@ -560,7 +587,11 @@ class ModifiedHuber(MultiLabelLoss):
 @_register("ranking", "logit", "Pairwise hinge: each positive label above each negative by a margin.",
            "e.g. Gong et al., Deep Convolutional Ranking for Multilabel Image Annotation, 2014")
 class Ranking(MultiLabelLoss):
-    """Pairwise ranking loss (see :func:`ranking`).
+    """Pairwise ranking loss (functional form :func:`ranking`): the mean over (positive u,
+    negative v) label pairs of ``max(0, margin + z_v - z_u)``; 0 for a sample without pairs.
+
+    Source: e.g. Gong, Jia, Leung, Toshev & Ioffe, *Deep Convolutional Ranking for
+    Multilabel Image Annotation*, ICLR 2014. Decision rule: logit > 0.
 
     Args:
         margin: the required gap between positive and negative logits, > 0.
@@ -575,8 +606,14 @@ class Ranking(MultiLabelLoss):
 @_register("sparsemax", "sparsemax_support", "Sparsemax loss: sparse label distributions; predicts the sparsemax support.",
            "Martins & Astudillo, From Softmax to Sparsemax, ICML 2016")
 class SparsemaxLoss(MultiLabelLoss):
-    """Multi-label sparsemax loss (see :func:`sparsemax`); predicts the support of
-    ``sparsemax(logits)``."""
+    """Multi-label sparsemax loss (functional form :func:`sparsemax`):
+    ``L = -qᵀz + ½ Σ_{j∈S(z)} (z_j² - τ(z)²) + ½‖q‖²`` with ``q = y / ‖y‖₁``; its gradient
+    is ``sparsemax(z) - q``.
+
+    Source: Martins & Astudillo, *From Softmax to Sparsemax: A Sparse Model of Attention
+    and Multi-Label Classification*, ICML 2016. Decision rule: the support of
+    ``sparsemax(z)``.
+    """
 
     fn = staticmethod(sparsemax)
 
@@ -587,7 +624,12 @@ class SparsemaxLoss(MultiLabelLoss):
 @_register("asl", "sigmoid", "Asymmetric loss: focuses positives, clips and down-weights easy negatives.",
            "Ridnik et al., Asymmetric Loss For Multi-Label Classification, ICCV 2021")
 class AsymmetricLoss(MultiLabelLoss):
-    """Asymmetric loss (see :func:`asl`).
+    """Asymmetric loss (functional form :func:`asl`), mean over classes:
+    ``-[y (1 - p)^{γ+} log p + (1 - y) p_m^{γ-} log(1 - p_m)]``, ``p = σ(z)``,
+    ``p_m = max(p - clip, 0)``.
+
+    Source: Ridnik, Ben-Baruch, Zamir, Noy, Friedman, Protter & Zelnik-Manor, *Asymmetric
+    Loss For Multi-Label Classification*, ICCV 2021. Decision rule: sigmoid ≥ 0.5.
 
     Args:
         gamma_pos: focusing parameter of positive labels, >= 0.
@@ -612,7 +654,12 @@ class AsymmetricLoss(MultiLabelLoss):
 @_register("lsep", "logit", "Log-sum-exp pairwise ranking loss, a smooth ranking loss.",
            "Li et al., Improving Pairwise Ranking for Multi-label Image Classification, CVPR 2017")
 class LSEP(MultiLabelLoss):
-    """LSEP loss (see :func:`lsep`)."""
+    """LSEP loss (functional form :func:`lsep`): ``log(1 + Σ_{v∉Y} Σ_{u∈Y} exp(z_v - z_u))``
+    per sample, computed in O(K).
+
+    Source: Li, Song & Luo, *Improving Pairwise Ranking for Multi-label Image
+    Classification*, CVPR 2017. Decision rule: logit > 0.
+    """
 
     fn = staticmethod(lsep)
 
@@ -623,7 +670,12 @@ class LSEP(MultiLabelLoss):
 @_register("zlpr", "logit", "Multi-label categorical cross-entropy: positives above 0, negatives below.",
            "Su et al., ZLPR: A Novel Loss for Multi-label Classification, arXiv 2208.02955")
 class ZLPR(MultiLabelLoss):
-    """ZLPR loss (see :func:`zlpr`)."""
+    """ZLPR loss (functional form :func:`zlpr`):
+    ``log(1 + Σ_{v∉Y} e^{z_v}) + log(1 + Σ_{u∈Y} e^{-z_u})`` per sample.
+
+    Source: Su, Zhu, Wen, Zhou & Zhang, *ZLPR: A Novel Loss for Multi-label
+    Classification*, arXiv:2208.02955, 2022. Decision rule: logit > 0.
+    """
 
     fn = staticmethod(zlpr)
 
@@ -634,7 +686,11 @@ class ZLPR(MultiLabelLoss):
 @_register("two_way", "logit", "Two-way loss: softmax-style relations across classes and across samples.",
            "Kobayashi, Two-way Multi-Label Loss, CVPR 2023")
 class TwoWay(MultiLabelLoss):
-    """Two-way multi-label loss (see :func:`two_way`).
+    """Two-way multi-label loss (functional form :func:`two_way`): a sample-wise term
+    ``softplus(t_n LSE_neg(z / t_n) + t_p LSE_pos(-z / t_p))`` per sample plus the same
+    relation class-wise across the batch.
+
+    Source: Kobayashi, *Two-way Multi-Label Loss*, CVPR 2023. Decision rule: logit > 0.
 
     Args:
         tp: temperature of the positive logits, > 0.
