@@ -1,0 +1,287 @@
+"""Our shard format, and ``prepare``: a BigEarthNet archive to training-ready shards.
+
+Each record is a ``tf.train.Example`` with
+
+* ``b10m``, ``b20m``, ``b60m``: the band groups as raw little-endian uint16 bytes
+  (``[120, 120, 4]``, ``[60, 60, 6]``, ``[20, 20, 2]``, band order of
+  :mod:`keras_mlrs.data.bands`);
+* ``labels``: the 19-class multi-hot vector (int64);
+* ``name``: the patch name.
+
+Shards are ``<split>-<i>-of-<n>.tfrecord`` files beside ``manifest.json``. Writing is
+atomic and resumable: a shard is written under a temporary name and renamed when
+complete, the plan (which patches go to which shard) is fixed up front in
+``plan.json``, and a rerun skips the shards that exist. A killed run, run again, ends
+with the same shards and checksums.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keras_mlrs.data.archives import (
+    ArchiveError,
+    PatchRef,
+    detect_format,
+    list_v1,
+    list_v2,
+    unpack_if_tar,
+)
+from keras_mlrs.data.bands import GROUP_SIZES, GROUPS
+from keras_mlrs.data.nomenclature import CLASS_NAMES, NUM_CLASSES
+from keras_mlrs.data.patches import PatchError, read_patch_folder
+from keras_mlrs.data.splits import SPLITS, assign_splits
+from keras_mlrs.errors import MlrsError
+from keras_mlrs.files import atomic_write_text
+
+FORMAT_NAME = "keras-mlrs-shards"
+FORMAT_VERSION = 1
+
+
+class PrepareError(MlrsError):
+    """``prepare`` cannot proceed (output folder in use, no patch, strict-mode failure)."""
+
+
+def encode_example(groups: dict, labels, name: str) -> bytes:
+    """One patch as a serialized ``tf.train.Example`` of our format."""
+    import tensorflow as tf
+
+    feature = {
+        g: tf.train.Feature(bytes_list=tf.train.BytesList(value=[np.ascontiguousarray(groups[g], "<u2").tobytes()]))
+        for g in GROUPS
+    }
+    feature["labels"] = tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(labels, "int64")))
+    feature["name"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[name.encode()]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """One shard to write: its file name and the patches that go into it, in order."""
+
+    split: str
+    file: str
+    patches: tuple[PatchRef, ...]
+
+
+def write_shard(job: ShardJob, out: Path, strict: bool = False) -> dict:
+    """Write one shard (or recognise it as already written). Returns its manifest entry:
+    file, sha256, records, class counts and the patches skipped (name -> reason)."""
+    import tensorflow as tf
+
+    final = out / job.file
+    skipped, counts, names = {}, np.zeros(NUM_CLASSES, "int64"), []
+    if final.exists():
+        meta = json.loads((out / ".shards" / f"{job.file}.json").read_text())
+        return meta
+    tmp = out / f".{job.file}.tmp-{os.getpid()}"
+    with tf.io.TFRecordWriter(str(tmp)) as writer:
+        for ref in job.patches:
+            try:
+                patch = read_patch_folder(ref.folder, labels=ref.labels)
+                if patch.labels is None:
+                    raise PatchError(f"{ref.name}: no labels (no labels_metadata.json)")
+                if not patch.labels.any():
+                    raise PatchError(f"{ref.name}: no BigEarthNet-19 label")
+            except MlrsError as err:
+                if strict:
+                    tmp.unlink(missing_ok=True)
+                    raise PrepareError(f"patch {ref.name}: {err} (--strict stops at the first bad patch)") from None
+                skipped[ref.name] = str(err)
+                continue
+            writer.write(encode_example(patch.groups, patch.labels, patch.name))
+            counts += patch.labels.astype("int64")
+            names.append(patch.name)
+    meta = {
+        "file": job.file,
+        "split": job.split,
+        "sha256": _sha256(tmp),
+        "records": len(names),
+        "class_counts": counts.tolist(),
+        "skipped": skipped,
+    }
+    atomic_write_text(out / ".shards" / f"{job.file}.json", json.dumps(meta))
+    os.replace(tmp, final)
+    return meta
+
+
+def _plan(refs, assignment, shard_size, seed):
+    jobs = []
+    for split in SPLITS:
+        members = [r for r in refs if assignment.get(r.name) == split]
+        if not members:
+            continue
+        order = np.random.default_rng(seed).permutation(len(members))  # mix tiles and seasons
+        members = [members[i] for i in order]
+        n = max(1, -(-len(members) // shard_size))
+        for i in range(n):
+            chunk = tuple(members[i * shard_size : (i + 1) * shard_size])
+            jobs.append(ShardJob(split, f"{split}-{i:05d}-of-{n:05d}.tfrecord", chunk))
+    return jobs
+
+
+def prepare(
+    archive,
+    out,
+    fmt: str | None = None,
+    split: str = "official",
+    seed: int = 0,
+    fractions=(0.6, 0.2, 0.2),
+    shard_size: int = 512,
+    workers: int | None = None,
+    strict: bool = False,
+    overwrite: bool = False,
+    include_snow_cloud: bool = False,
+    progress=None,
+) -> dict:
+    """Turn a BigEarthNet archive into shards of our format plus ``manifest.json``.
+
+    Args:
+        archive: a v1.0 or v2.0 folder (or a tar of one).
+        out: the output folder; a rerun with the same arguments resumes.
+        fmt: ``"v1"`` or ``"v2"``; detected when None.
+        split: ``"official"`` (v1: the official lists; v2: its metadata) or ``"random"``.
+        seed, fractions: of the random split, and the seed of the shard order.
+        shard_size: patches per shard.
+        workers: processes writing shards in parallel (default: all cores).
+        strict: abort at the first bad patch instead of skipping and listing it.
+        overwrite: replace an output folder that holds a different dataset.
+        include_snow_cloud: keep the patches the official setup removes.
+        progress: optional callable ``(patches_done, patches_total)``.
+
+    Returns:
+        The manifest (also written to ``out/manifest.json``).
+    """
+    source = Path(archive)
+    root = unpack_if_tar(source)
+    fmt = fmt or detect_format(root)
+    if fmt == "v1":
+        refs, skipped = list_v1(root), {}
+    elif fmt == "v2":
+        refs, skipped = list_v2(root, include_snow_cloud)
+    else:
+        raise ArchiveError(f"prepare reads raw v1 or v2 archives; {source} is '{fmt}'.")
+    if not refs:
+        raise PrepareError(f"{source} holds no patch.")
+
+    names = [r.name for r in refs]
+    if split == "official" and fmt == "v2":
+        assignment = {r.name: r.split for r in refs if r.split}
+        skipped.update({r.name: "no split in metadata.parquet" for r in refs if not r.split})
+        scheme = "official (v2 metadata.parquet)"
+    else:
+        assignment, more = assign_splits(names, split, seed, fractions, exclude=not include_snow_cloud)
+        skipped.update(more)
+        scheme = "official BigEarthNet-19 lists" if split == "official" else f"random (seed {seed}, fractions {tuple(fractions)})"
+    jobs = _plan(refs, assignment, shard_size, seed)
+    if not jobs:
+        raise PrepareError(
+            f"none of the {len(refs)} patches of {source} falls in a split under the '{split}' scheme; "
+            "try --split random."
+        )
+
+    out = Path(out)
+    plan = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "source": str(source.resolve()),
+        "source_format": fmt,
+        "split_scheme": scheme,
+        "shards": {j.file: [r.name for r in j.patches] for j in jobs},
+    }
+    _claim_output(out, plan, overwrite)
+
+    total = sum(len(j.patches) for j in jobs)
+    done = 0
+    results = []
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    if workers == 1:
+        for job in jobs:
+            results.append(write_shard(job, out, strict))
+            done += len(job.patches)
+            if progress:
+                progress(done, total)
+    else:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(write_shard, job, out, strict): job for job in jobs}
+            for future in cf.as_completed(futures):
+                results.append(future.result())
+                done += len(futures[future].patches)
+                if progress:
+                    progress(done, total)
+    manifest = _manifest(plan, results, skipped)
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _claim_output(out: Path, plan: dict, overwrite: bool):
+    plan_file = out / "plan.json"
+    if out.exists() and any(out.iterdir()):
+        existing = json.loads(plan_file.read_text()) if plan_file.exists() else None
+        if existing != plan:
+            if not overwrite:
+                raise PrepareError(
+                    f"{out} already holds {'a different dataset' if existing else 'other files'}; "
+                    "choose another --out or pass --overwrite."
+                )
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp-*"):  # shards of a killed run, never renamed
+        stale.unlink()
+    if not plan_file.exists():
+        atomic_write_text(plan_file, json.dumps(plan))
+    (out / "manifest.json").unlink(missing_ok=True)  # rewritten when every shard is done
+
+
+def _manifest(plan, results, skipped):
+    results = sorted(results, key=lambda r: r["file"])
+    all_skipped = dict(skipped)
+    for r in results:
+        all_skipped.update(r["skipped"])
+    splits = {}
+    for r in results:
+        entry = splits.setdefault(r["split"], {"records": 0, "class_counts": [0] * NUM_CLASSES, "shards": []})
+        entry["records"] += r["records"]
+        entry["class_counts"] = [a + b for a, b in zip(entry["class_counts"], r["class_counts"])]
+        entry["shards"].append({"file": r["file"], "sha256": r["sha256"], "records": r["records"]})
+    for entry in splits.values():
+        entry["class_counts"] = dict(zip(CLASS_NAMES, entry["class_counts"]))
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "source": plan["source"],
+        "source_format": plan["source_format"],
+        "split_scheme": plan["split_scheme"],
+        "nomenclature": {"name": "BigEarthNet-19", "classes": list(CLASS_NAMES)},
+        "bands": {g: {"bands": list(b), "size": GROUP_SIZES[g], "dtype": "uint16"} for g, b in GROUPS.items()},
+        "splits": splits,
+        "skipped": dict(sorted(all_skipped.items())),
+    }
+
+
+def read_manifest(path) -> dict:
+    """The manifest of a prepared folder, checked to be ours."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        raise MlrsError(f"{path} has no readable manifest.json; run `mlrs data prepare` first.") from None
+    if manifest.get("format") != FORMAT_NAME:
+        raise MlrsError(f"{path}/manifest.json is not a keras-mlrs shard manifest.")
+    return manifest
