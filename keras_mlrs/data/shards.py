@@ -57,7 +57,8 @@ def encode_example(groups: dict, labels, name: str) -> bytes:
     }
     feature["labels"] = tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(labels, "int64")))
     feature["name"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[name.encode()]))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    return example.SerializeToString(deterministic=True)  # map order fixed: same bytes in every process
 
 
 def _sha256(path: Path) -> str:
@@ -207,7 +208,9 @@ def prepare(
     total = sum(len(j.patches) for j in jobs)
     done = 0
     results = []
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    if workers is None:  # a process pool only pays off past its start-up (TensorFlow import)
+        workers = (os.cpu_count() or 1) if total >= 2000 else 1
+    workers = max(1, min(workers, len(jobs)))
     if workers == 1:
         for job in jobs:
             results.append(write_shard(job, out, strict))
