@@ -176,6 +176,39 @@ def data_prepare_command(
                       "for a small subset use --split random --seed N --fractions 0.6,0.2,0.2.")
 
 
+@bench_app.command("data")
+def bench_data_command(
+    patches: int = typer.Option(2000, min=50, help="Patches (the sample replicated)."),
+    batch_size: int = typer.Option(256, min=1, help="Loader batch size."),
+    rounds: int = typer.Option(3, min=1, help="Interleaved timing rounds."),
+    workdir: Path = typer.Option(None, help="Folder for the replicated archive (default: a temp folder)."),
+):
+    """Prepare and loader throughput (ours vs rasterio / official TFRecords / raw) and prepare's memory."""
+    _quiet_tensorflow()
+    from keras_mlrs import bench
+
+    console.print(f"Replicating the sample to {patches:,} patches and timing {rounds} interleaved rounds...")
+    r = bench.bench_data(patches=patches, batch_size=batch_size, rounds=rounds, workdir=workdir)
+    table = Table(title=f"BigEarthNet data throughput ({patches:,} patches, medians)")
+    table.add_column("measure", style="bold cyan")
+    table.add_column("ours", justify="right")
+    table.add_column("baseline", justify="right")
+    table.add_column("ratio", justify="right")
+    p = r["prepare_patches_per_s"]
+    table.add_row("prepare, patches/s per worker (vs rasterio per band file)",
+                  f"{p['ours']:,.0f}", f"{p['rasterio']:,.0f}", f"{p['ours'] / p['rasterio']:.1f}x")
+    lo = r["load_patches_per_s"]
+    table.add_row("load, patches/s (vs official int64 TFRecords)",
+                  f"{lo['ours']:,.0f}", f"{lo['official']:,.0f}", f"{lo['ours'] / lo['official']:.1f}x")
+    table.add_row("load, patches/s (vs raw archive on the fly)",
+                  f"{lo['ours']:,.0f}", f"{lo['raw']:,.0f}", f"{lo['ours'] / lo['raw']:.1f}x")
+    m = r["prepare_peak_rss_mib"]
+    table.add_row("prepare peak memory, MiB (4x data vs 1x)", f"{m['4x']:,.0f}", f"{m['1x']:,.0f}",
+                  f"{m['4x'] / m['1x']:.2f}x")
+    console.print(table)
+    console.print(f"Work folder: {r['workdir']}")
+
+
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("mlrs-demo"), "--out", help="Folder for results.json."),

@@ -79,3 +79,154 @@ def bench_losses(
         }
         for name, t in times.items()
     ]
+
+
+def replicate_sample(root, patches: int):
+    """A v1 archive of ``patches`` patches under ``root``: the usable sample patches copied
+    (hard-linked where possible) under new names. Returns the archive folder."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from keras_mlrs.data import excluded_patches, sample_path
+
+    sample = sample_path()
+    sources = [p for p in sorted(sample.iterdir()) if p.is_dir() and p.name not in excluded_patches()]
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for k in range(patches):
+        src = sources[k % len(sources)]
+        name = f"{src.name}_x{k:06d}"
+        dst = root / name
+        dst.mkdir(exist_ok=True)
+        for f in src.iterdir():
+            target = dst / f.name.replace(src.name, name)
+            if not target.exists():
+                try:
+                    os.link(f, target)
+                except OSError:
+                    shutil.copy(f, target)
+    return root
+
+
+def _read_with_rasterio(folder):
+    """The baseline: every band file opened with rasterio (GDAL), as torchgeo's BigEarthNet does."""
+    import rasterio
+
+    from keras_mlrs.data.bands import GROUPS
+
+    name = folder.name
+    groups = {}
+    for group, bands in GROUPS.items():
+        arrays = []
+        for band in bands:
+            with rasterio.open(folder / f"{name}_{band}.tif") as src:
+                arrays.append(src.read(1))
+        groups[group] = np.stack(arrays, axis=-1)
+    return groups
+
+
+def _peak_rss_of_prepare(archive, out):
+    """Peak resident memory (MiB) of a separate process that runs prepare on one worker."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, resource; from keras_mlrs.data import prepare; "
+        "prepare(sys.argv[1], sys.argv[2], split='random', workers=1); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out_text = subprocess.run(
+        [sys.executable, "-c", code, str(archive), str(out)], capture_output=True, text=True, check=True
+    ).stdout
+    return int(out_text.strip().splitlines()[-1]) / 1024
+
+
+def bench_data(patches: int = 2000, batch_size: int = 256, rounds: int = 3, workdir=None) -> dict:
+    """Throughput of preparing and loading BigEarthNet data, measured side by side.
+
+    Replicates the bundled sample to ``patches`` patches, then measures:
+
+    * prepare, patches/s on one worker: our reader + encoder vs reading each band file
+      with rasterio + the same encoder;
+    * load, patches/s into batches: our shards vs the official int64 TFRecord format vs
+      reading the raw archive on the fly;
+    * peak memory of prepare on the archive and on 4× the archive.
+    """
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import tensorflow as tf
+
+    from keras_mlrs.data import load, prepare
+    from keras_mlrs.data.bands import GROUPS
+    from keras_mlrs.data.patches import read_patch_folder
+    from keras_mlrs.data.pipeline import _OFFICIAL_BANDS
+    from keras_mlrs.data.shards import encode_example
+
+    work = Path(workdir or tempfile.mkdtemp(prefix="mlrs-bench-"))
+    archive = replicate_sample(work / "archive", patches)
+    folders = sorted(p for p in archive.iterdir() if p.is_dir())
+    results = {"patches": patches}
+
+    # prepare: read + encode, one process, interleaved rounds
+    subset = folders[: min(len(folders), 500)]
+    times = {"ours": [], "rasterio": []}
+    for _ in range(rounds):
+        for name, reader in (("ours", lambda f: read_patch_folder(f).groups), ("rasterio", _read_with_rasterio)):
+            start = time.perf_counter()
+            for f in subset:
+                encode_example(reader(f), np.zeros(19), f.name)
+            times[name].append(len(subset) / (time.perf_counter() - start))
+    results["prepare_patches_per_s"] = {k: statistics.median(v) for k, v in times.items()}
+
+    # the three sources of the loader
+    prepared = work / "prepared"
+    if not (prepared / "manifest.json").exists():
+        prepare(archive, prepared, split="random", fractions=(1.0, 0.0, 0.0), workers=1)
+    official = work / "official"
+    official.mkdir(exist_ok=True)
+    if not (official / "train.tfrecord").exists():
+        with tf.io.TFRecordWriter(str(official / "train.tfrecord")) as w:
+            for x, y in load(prepared, "train", batch_size=1, shuffle=False):
+                feature = {}
+                for group, bands in GROUPS.items():
+                    for i, band in enumerate(bands):
+                        values = x[group][0, ..., i].numpy().ravel().astype("int64")
+                        feature[band] = tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+                feature["BigEarthNet-19_labels_multi_hot"] = tf.train.Feature(
+                    int64_list=tf.train.Int64List(value=y[0].numpy().astype("int64"))
+                )
+                w.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    assert set(_OFFICIAL_BANDS) == {b for bands in GROUPS.values() for b in bands}
+
+    def loader_rate(path, epochs=1, limit=None):
+        """Patches/s over ``epochs`` passes after one warm-up pass (files in the page cache,
+        pipeline built); the raw archive is timed over its first ``limit`` patches."""
+        ds = load(path, "train", batch_size=batch_size, shuffle=False, split_scheme="random", fractions=(1.0, 0.0, 0.0))
+        if limit:
+            ds = ds.take(max(1, limit // batch_size))
+        for _ in ds:
+            pass
+        n, start = 0, time.perf_counter()
+        for _ in range(epochs):
+            for x, _ in ds:
+                n += int(x["b10m"].shape[0])
+        return n / (time.perf_counter() - start)
+
+    times = {"ours": [], "official": [], "raw": []}
+    for _ in range(rounds):
+        times["ours"].append(loader_rate(prepared, epochs=3))
+        times["official"].append(loader_rate(official))
+        times["raw"].append(loader_rate(archive, limit=4 * batch_size))
+    results["load_patches_per_s"] = {k: statistics.median(v) for k, v in times.items()}
+
+    # memory of prepare, 1x and 4x the data
+    big = replicate_sample(work / "archive4x", 4 * patches)
+    results["prepare_peak_rss_mib"] = {
+        "1x": _peak_rss_of_prepare(archive, work / "mem1"),
+        "4x": _peak_rss_of_prepare(big, work / "mem4"),
+    }
+    results["workdir"] = str(work)
+    return results

@@ -90,3 +90,26 @@ def test_demo_writes_results_for_each_requested_loss(tmp_path):
             assert 0.0 <= scores[key] <= 1.0
     assert results["sparsemax"]["decision"] == "sparsemax(z) > 0"
     assert [p.name for p in out.iterdir()] == ["results.json"]  # no temporary left behind
+
+
+def test_data_prepare_on_the_sample_prints_the_split_scheme(tmp_path):
+    from keras_mlrs.data import sample_path
+
+    result = runner.invoke(
+        app, ["data", "prepare", str(sample_path()), "--out", str(tmp_path / "p"), "--split", "random", "--seed", "2"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "random (seed 2" in result.output
+    assert "validation" in result.output
+    assert (tmp_path / "p" / "manifest.json").exists()
+
+
+def test_bench_data_prints_every_ratio(tmp_path):
+    result = runner.invoke(
+        app, ["bench", "data", "--patches", "50", "--batch-size", "16", "--rounds", "1", "--workdir", str(tmp_path)],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    for row in ("vs rasterio", "vs official", "vs raw archive", "peak memory"):
+        assert row in result.output
