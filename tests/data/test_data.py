@@ -454,3 +454,11 @@ def test_archives_module_unpacks_tar(sample, tmp_path):
         tar.add(sample, arcname="BigEarthNet-S2-Example")
     root = archives.unpack_if_tar(tar_path)
     assert data.detect_format(root) == "v1"
+
+
+def test_parallel_workers_write_the_same_shards_as_one(sample, tmp_path):
+    archive = _replicate(sample, tmp_path / "mid", copies=4)  # 20 patches
+    one = data.prepare(archive, tmp_path / "one", split="random", shard_size=5, workers=1)
+    two = data.prepare(archive, tmp_path / "two", split="random", shard_size=5, workers=2)
+    for split, entry in one["splits"].items():
+        assert two["splits"][split]["shards"] == entry["shards"]
