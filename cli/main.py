@@ -30,8 +30,12 @@ err_console = Console(stderr=True)
 
 
 def _quiet_tensorflow():
+    """No TensorFlow log noise on the console (C++ logs, and its Python logger's warnings)."""
+    import logging
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def _version() -> str:
