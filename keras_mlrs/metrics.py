@@ -86,6 +86,11 @@ class _MultiLabelMetric(keras.metrics.Metric):
                 raise ShapeMismatchError(f"{self.name}: the number of classes must be known.")
             self._build(int(logits.shape[-1]))
             self._built = True
+        elif logits.shape[-1] is not None and logits.shape[-1] != self.num_classes:
+            raise ShapeMismatchError(
+                f"{self.name}: this metric has seen {self.num_classes} classes, now got "
+                f"{logits.shape[-1]}; use one metric object per label set (or reset it with a new one)."
+            )
         if sample_weight is None:
             weights = ops.ones_like(logits[:, 0])
         else:
@@ -358,19 +363,23 @@ def average_precision_columns(scores, labels, weights):
     s = ops.take_along_axis(scores, order, axis=0)
     y = ops.take_along_axis(labels, order, axis=0)
     w = ops.take_along_axis(weights, order, axis=0)
+    # TensorFlow's cumsum adds sequentially: over 10^5..10^6 weighted entries float32 drifts
+    # past 1e-6, so it sums in float64 (JAX's scan is pairwise and stays exact in float32).
+    acc = "float64" if keras.backend.backend() == "tensorflow" else "float32"
+    y, w = ops.cast(y, acc), ops.cast(w, acc)
     tp = ops.cumsum(y * w, axis=0)
     fp = ops.cumsum((1.0 - y) * w, axis=0)
-    differs = ops.cast(s[1:] != s[:-1], "float32")
-    ones = ops.ones((1, k), dtype="float32")
-    is_end = ops.concatenate([differs, ones], axis=0)
+    differs = ops.cast(s[1:] != s[:-1], "int32")
+    ones = ops.ones((1, k), dtype="int32")
+    is_end = ops.cast(ops.concatenate([differs, ones], axis=0), acc)
     is_start = ops.concatenate([ones, differs], axis=0)
     # group id of each position (ties share one), unique across columns
-    group = ops.cast(ops.cumsum(is_start, axis=0) - 1.0, "int32") + ops.arange(k, dtype="int32")[None, :] * n
+    group = ops.cumsum(is_start, axis=0) - 1 + ops.arange(k, dtype="int32")[None, :] * n
     end_precision = is_end * _safe_div(tp, tp + fp)
     group_precision = ops.segment_sum(ops.reshape(end_precision, (-1,)), ops.reshape(group, (-1,)), num_segments=n * k)
     precision_at = ops.reshape(ops.take(group_precision, ops.reshape(group, (-1,))), (n, k))
     positives = tp[-1]
-    return _safe_div(ops.sum(y * w * precision_at, axis=0), positives)
+    return ops.cast(_safe_div(ops.sum(y * w * precision_at, axis=0), positives), "float32")
 
 
 def standard(decision="sigmoid", averages=("micro", "macro", "samples")) -> list:
