@@ -11,7 +11,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from keras_mlrs import data, decision, layers, losses, metrics, ops  # noqa: E402
+from keras_mlrs import data, decision, layers, losses, metrics, models, ops  # noqa: E402
 from keras_mlrs.errors import MlrsError  # noqa: E402
 
-__all__ = ["MlrsError", "__version__", "data", "decision", "layers", "losses", "metrics", "ops"]
+__all__ = ["MlrsError", "__version__", "data", "decision", "layers", "losses", "metrics", "models", "ops"]
