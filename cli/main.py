@@ -242,7 +242,7 @@ def demo_command(
     for title, _ in columns:
         table.add_column(title, justify="right")
     for name, r in results.items():
-        table.add_row(name, r["decision"], *(f"{r[key]:.3f}" for _, key in columns))
+        table.add_row(name, r["rule"], *(f"{r[key]:.3f}" for _, key in columns))
     console.print("smp/mic/mac: sample, micro and macro averages; mAP: macro average precision.")
     console.print(table)
     console.print(f"Results written to [bold]{out / 'results.json'}[/bold]")

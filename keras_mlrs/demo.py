@@ -79,6 +79,7 @@ def run_demo(
         model.fit(x_train, y_train, batch_size=256, epochs=epochs, verbose=0)
         scores = model.evaluate(x_test, y_test, batch_size=1024, verbose=0, return_dict=True)
         results[name] = {
+            "rule": loss.decision.name,
             "decision": loss.decision.describe(),
             **{k: float(v) for k, v in scores.items()},
         }
