@@ -107,7 +107,7 @@ def class_balanced_weights(counts, beta: float = 0.9999) -> np.ndarray:
     """
     beta = _check_beta(beta)
     counts = _counts_array(counts)
-    effective = -np.expm1(counts * np.log1p(-beta)) if beta > 0 else np.ones_like(counts)
+    effective = -np.expm1(counts * np.log1p(beta - 1.0)) if beta > 0 else np.ones_like(counts)  # 1 - β^n
     w = (1.0 - beta) / effective if beta > 0 else effective
     return w / w.mean()
 
