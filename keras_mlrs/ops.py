@@ -21,18 +21,12 @@ def _float_dtype(x):
     return "float64" if dtype == "float64" else "float32"
 
 
-def sparsemax_threshold(logits, axis=-1):
-    """The threshold τ(z) of sparsemax: ``sparsemax(z) = max(z - τ(z), 0)``.
-
-    τ is the unique value with ``Σ_j max(z_j - τ, 0) = 1``. Returned with the
-    reduced axis kept (size 1), in float32 (float64 for float64 input).
-    Differentiable: ``∂τ/∂z_j = 1/|S(z)|`` on the support ``S(z)``, 0 elsewhere.
-    """
-    z = ops.convert_to_tensor(logits)
-    z = ops.cast(z, _float_dtype(z))
-    z = ops.moveaxis(z, axis, -1)
-    # Shift by the maximum: sparsemax is shift-invariant, and after the shift
-    # every entry is <= 0, so the cumulative sums below cannot overflow.
+def _shifted_threshold(z):
+    """For float ``z`` (classes on the last axis): ``z - max(z)``, the sparsemax threshold
+    of that shifted vector, and ``max(z)``. Working on the shifted values keeps full float precision for
+    large logits: subtracting the maximum is exact for nearby values."""
+    # Shift by the maximum: sparsemax is shift-invariant, and after the shift every
+    # entry is <= 0, so the cumulative sums below cannot overflow.
     shift = ops.stop_gradient(ops.max(z, axis=-1, keepdims=True))
     zs = z - shift
     # Support size from the sorted values: k is in the support iff 1 + k z_(k) > Σ_{i<=k} z_(i).
@@ -46,6 +40,19 @@ def sparsemax_threshold(logits, axis=-1):
     # same value, and its gradient is the sparsemax Jacobian's.
     mask = ops.cast(zs > ops.stop_gradient(tau_sorted), zs.dtype)
     tau = (ops.sum(mask * zs, axis=-1, keepdims=True) - 1.0) / ops.sum(mask, axis=-1, keepdims=True)
+    return zs, tau, shift
+
+
+def sparsemax_threshold(logits, axis=-1):
+    """The threshold τ(z) of sparsemax: ``sparsemax(z) = max(z - τ(z), 0)``.
+
+    τ is the unique value with ``Σ_j max(z_j - τ, 0) = 1``. Returned with the
+    reduced axis kept (size 1), in float32 (float64 for float64 input).
+    Differentiable: ``∂τ/∂z_j = 1/|S(z)|`` on the support ``S(z)``, 0 elsewhere.
+    """
+    z = ops.convert_to_tensor(logits)
+    z = ops.moveaxis(ops.cast(z, _float_dtype(z)), axis, -1)
+    _, tau, shift = _shifted_threshold(z)
     return ops.moveaxis(tau + shift, -1, axis)
 
 
@@ -66,8 +73,8 @@ def sparsemax(logits, axis=-1):
     """
     z = ops.convert_to_tensor(logits)
     in_dtype = keras.backend.standardize_dtype(z.dtype)
-    zf = ops.cast(z, _float_dtype(z))
-    out = ops.relu(zf - sparsemax_threshold(zf, axis=axis))
+    zs, tau, _ = _shifted_threshold(ops.moveaxis(ops.cast(z, _float_dtype(z)), axis, -1))
+    out = ops.moveaxis(ops.relu(zs - tau), -1, axis)
     return out if "float" not in in_dtype else ops.cast(out, in_dtype)
 
 
