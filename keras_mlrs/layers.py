@@ -52,7 +52,8 @@ class BandNormalization(keras.layers.Layer):
     Args:
         bands: the band names of the input's last axis, in order, e.g.
             ``("B04", "B03", "B02", "B08")``.
-        mean, std: optional per-band statistics overriding the BigEarthNet ones.
+        mean: optional per-band means overriding the BigEarthNet ones.
+        std: optional per-band standard deviations overriding the BigEarthNet ones.
     """
 
     def __init__(self, bands, mean=None, std=None, **kwargs):

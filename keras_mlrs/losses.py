@@ -506,7 +506,8 @@ class Focal(_ClassWeighted):
     Args:
         gamma: focusing parameter γ >= 0 (0 gives cross-entropy).
         alpha: α-balancing of positive labels in [0, 1], or None (off).
-        class_weights, beta: optional class weighting, as for :class:`BinaryCrossentropy`.
+        class_weights: optional class weighting, as for :class:`BinaryCrossentropy`.
+        beta: the effective-number parameter of ``"class_balanced"`` weights.
     """
 
     fn = staticmethod(focal)

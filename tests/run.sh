@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 .venv/bin/ruff check keras_mlrs cli tests
-.venv/bin/mkdocs build --strict --quiet
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet
 KERAS_BACKEND=jax .venv/bin/python -m pytest -q -m backends
 KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -q

@@ -160,8 +160,9 @@ def load(
         cache: keep decoded records in memory after the first pass.
         repeat: repeat indefinitely.
         drop_remainder: drop the last, smaller batch.
-        split_scheme, fractions: for raw v1 archives, ``"official"`` lists or a ``"random"``
-            split with these fractions (and ``seed``, default 0).
+        split_scheme: for raw v1 archives, ``"official"`` lists or a ``"random"`` split.
+        fractions: train, validation and test fractions of the random split (seeded by
+            ``seed``, default 0).
         shard: ``(num_workers, worker_index)`` to read a disjoint part of the files by hand;
             under ``tf.distribute`` the dataset is auto-sharded by file instead.
     """

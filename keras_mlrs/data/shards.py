@@ -155,7 +155,8 @@ def prepare(
         out: the output folder; a rerun with the same arguments resumes.
         fmt: ``"v1"`` or ``"v2"``; detected when None.
         split: ``"official"`` (v1: the official lists; v2: its metadata) or ``"random"``.
-        seed, fractions: of the random split, and the seed of the shard order.
+        seed: of the random split and of the shard order.
+        fractions: train, validation and test fractions of the random split.
         shard_size: patches per shard.
         workers: processes writing shards in parallel (default: all cores).
         strict: abort at the first bad patch instead of skipping and listing it.
