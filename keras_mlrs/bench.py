@@ -109,8 +109,10 @@ def replicate_sample(root, patches: int):
     return root
 
 
-def _read_with_rasterio(folder):
-    """The baseline: every band file opened with rasterio (GDAL), as torchgeo's BigEarthNet does."""
+def read_patch_with_rasterio(folder):
+    """Band groups of a v1 patch folder, every band file opened with rasterio (GDAL), as
+    torchgeo's BigEarthNet dataset reads them: the baseline of ``bench_data`` and the
+    independent reference reader of the tests."""
     import rasterio
 
     from keras_mlrs.data.bands import GROUPS
@@ -174,7 +176,7 @@ def bench_data(patches: int = 2000, batch_size: int = 256, rounds: int = 3, work
     subset = folders[: min(len(folders), 500)]
     times = {"ours": [], "rasterio": []}
     for _ in range(rounds):
-        for name, reader in (("ours", lambda f: read_patch_folder(f).groups), ("rasterio", _read_with_rasterio)):
+        for name, reader in (("ours", lambda f: read_patch_folder(f).groups), ("rasterio", read_patch_with_rasterio)):
             start = time.perf_counter()
             for f in subset:
                 encode_example(reader(f), np.zeros(19), f.name)

@@ -238,11 +238,12 @@ def _claim_output(out: Path, plan: dict, overwrite: bool):
     plan_file = out / "plan.json"
     if out.exists() and any(out.iterdir()):
         existing = json.loads(plan_file.read_text()) if plan_file.exists() else None
+        if existing is None:  # never delete a folder that keras-mlrs did not write
+            raise PrepareError(f"{out} already holds other files; choose an empty or new --out folder.")
         if existing != plan:
             if not overwrite:
                 raise PrepareError(
-                    f"{out} already holds {'a different dataset' if existing else 'other files'}; "
-                    "choose another --out or pass --overwrite."
+                    f"{out} already holds a different dataset; choose another --out or pass --overwrite."
                 )
             shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import pytest
 import rasterio
 
 from keras_mlrs import data
+from keras_mlrs.bench import read_patch_with_rasterio as rasterio_groups
 from keras_mlrs.data import archives, shards
 from keras_mlrs.data.bands import GROUPS, STACKED_BANDS
 from keras_mlrs.errors import MlrsError
@@ -46,19 +47,6 @@ def sample(tmp_path_factory):
     dst = tmp_path_factory.mktemp("sample") / "BigEarthNet-S2-Example"
     shutil.copytree(data.sample_path(), dst, ignore=shutil.ignore_patterns(".complete"))
     return dst
-
-
-def rasterio_groups(folder):
-    """Reference read of a v1 patch folder with rasterio (GDAL), band by band."""
-    name = folder.name
-    groups = {}
-    for group, bands in GROUPS.items():
-        arrays = []
-        for band in bands:
-            with rasterio.open(folder / f"{name}_{band}.tif") as src:
-                arrays.append(src.read(1))
-        groups[group] = np.stack(arrays, axis=-1)
-    return groups
 
 
 def reference_labels(folder):
@@ -462,3 +450,12 @@ def test_parallel_workers_write_the_same_shards_as_one(sample, tmp_path):
     two = data.prepare(archive, tmp_path / "two", split="random", shard_size=5, workers=2)
     for split, entry in one["splits"].items():
         assert two["splits"][split]["shards"] == entry["shards"]
+
+
+def test_overwrite_never_deletes_a_folder_keras_mlrs_did_not_write(sample, tmp_path):
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("...")
+    with pytest.raises(MlrsError, match="already holds other files"):
+        data.prepare(sample, precious, workers=1, overwrite=True)
+    assert (precious / "chapter1.tex").exists()
