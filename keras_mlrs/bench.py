@@ -129,9 +129,13 @@ def read_patch_with_rasterio(folder):
 
 
 def _peak_rss_of_prepare(archive, out):
-    """Peak resident memory (MiB) of a separate process that runs prepare on one worker."""
+    """Peak resident memory (MiB) of a separate process that runs prepare on one worker,
+    from scratch (any earlier output is removed first, so nothing is resumed)."""
+    import shutil
     import subprocess
     import sys
+
+    shutil.rmtree(out, ignore_errors=True)
 
     code = (
         "import sys, resource; from keras_mlrs.data import prepare; "

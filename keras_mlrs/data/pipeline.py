@@ -59,6 +59,12 @@ def stack_groups(groups: dict, method: str = "nearest"):
     return out.numpy() if isinstance(groups["b10m"], np.ndarray) else out
 
 
+def _record_reader(filename):
+    """Records of one shard file. A small read buffer (256 kB) stays in the CPU cache and
+    measured 20-25 % faster than 4 MB on the development machine (see docs/data.md)."""
+    return _tf().data.TFRecordDataset(filename, buffer_size=1 << 18)
+
+
 def _parse_ours(serialized):
     tf = _tf()
     spec = {g: tf.io.FixedLenFeature([], tf.string) for g in GROUPS}
@@ -187,7 +193,7 @@ def load(
         if shuffle:
             ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         ds = ds.interleave(
-            lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 22),
+            _record_reader,
             cycle_length=min(len(files), 8),
             num_parallel_calls=autotune,
             deterministic=seed is not None or not shuffle,
