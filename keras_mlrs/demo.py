@@ -9,6 +9,7 @@ and metrics end to end; they say nothing about accuracy on real imagery.
 
 import json
 from pathlib import Path
+from statistics import NormalDist
 
 import keras
 import numpy as np
@@ -32,26 +33,9 @@ def synthetic_bigearthnet19(n: int, features: int = 64, seed: int = 0):
     # σ_c² = |d_c|²/features + 0.25: threshold it at its (1 - frequency) quantile.
     freq = np.asarray(TRAIN_CLASS_COUNTS) / SPLIT_SIZES["train"]
     sigma = np.sqrt((directions**2).sum(axis=0) / features + 0.25)
-    thresholds = sigma * _normal_quantile(1.0 - freq)
+    thresholds = sigma * np.array([NormalDist().inv_cdf(1.0 - f) for f in freq])
     y = (signal > thresholds).astype("float32")
     return x.astype("float32"), y
-
-
-def _normal_quantile(p):
-    """Quantile function of the standard normal distribution (numpy-only, by bisection)."""
-    from math import erf, sqrt
-
-    def cdf(t):
-        return 0.5 * (1.0 + erf(t / sqrt(2.0)))
-
-    out = []
-    for target in np.atleast_1d(p):
-        lo, hi = -10.0, 10.0
-        for _ in range(80):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if cdf(mid) < target else (lo, mid)
-        out.append(0.5 * (lo + hi))
-    return np.asarray(out)
 
 
 def run_demo(

@@ -30,11 +30,6 @@ class GeoInfo:
     epsg: int | None
     transform: tuple[float, float, float, float, float, float]
 
-    def scaled(self, factor: float) -> "GeoInfo":
-        """The same footprint on a grid ``factor`` times finer (factor > 1) or coarser."""
-        x0, dx, rx, y0, ry, dy = self.transform
-        return GeoInfo(self.epsg, (x0, dx / factor, rx, y0, ry, dy / factor))
-
 
 _TYPES = {1: ("B", 1), 2: ("s", 1), 3: ("H", 2), 4: ("I", 4), 6: ("b", 1), 7: ("B", 1),
           8: ("h", 2), 9: ("i", 4), 11: ("f", 4), 12: ("d", 8), 16: ("Q", 8)}
