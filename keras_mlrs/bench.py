@@ -148,6 +148,38 @@ def _peak_rss_of_prepare(archive, out):
     return int(out_text.strip().splitlines()[-1]) / 1024
 
 
+def loader_rate(path, batch_size: int, epochs: int = 1, limit: int | None = None) -> float:
+    """Patches/s of ``keras_mlrs.data.load`` on the training split over ``epochs`` passes,
+    after one warm-up pass (files in the page cache, pipeline built). With ``limit``, only
+    the first ``limit`` patches are read (for the slow raw-archive path)."""
+    import time
+
+    from keras_mlrs.data import load
+
+    ds = load(path, "train", batch_size=batch_size, shuffle=False, split_scheme="random", fractions=(1.0, 0.0, 0.0))
+    if limit:
+        ds = ds.take(max(1, limit // batch_size))
+    for _ in ds:
+        pass
+    n, start = 0, time.perf_counter()
+    for _ in range(epochs):
+        for x, _ in ds:
+            n += int(x["b10m"].shape[0])
+    return n / (time.perf_counter() - start)
+
+
+def _loader_rate_in_subprocess(path, batch_size, epochs=1, limit=None) -> float:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from keras_mlrs.bench import loader_rate; "
+        f"print(loader_rate(sys.argv[1], {int(batch_size)}, {int(epochs)}, {limit!r}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def bench_data(patches: int = 2000, batch_size: int = 256, rounds: int = 3, workdir=None) -> dict:
     """Throughput of preparing and loading BigEarthNet data, measured side by side.
 
@@ -207,25 +239,14 @@ def bench_data(patches: int = 2000, batch_size: int = 256, rounds: int = 3, work
                 w.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
     assert set(_OFFICIAL_BANDS) == {b for bands in GROUPS.values() for b in bands}
 
-    def loader_rate(path, epochs=1, limit=None):
-        """Patches/s over ``epochs`` passes after one warm-up pass (files in the page cache,
-        pipeline built); the raw archive is timed over its first ``limit`` patches."""
-        ds = load(path, "train", batch_size=batch_size, shuffle=False, split_scheme="random", fractions=(1.0, 0.0, 0.0))
-        if limit:
-            ds = ds.take(max(1, limit // batch_size))
-        for _ in ds:
-            pass
-        n, start = 0, time.perf_counter()
-        for _ in range(epochs):
-            for x, _ in ds:
-                n += int(x["b10m"].shape[0])
-        return n / (time.perf_counter() - start)
-
+    # Each measurement runs in a fresh process: TensorFlow's generator dataset (the raw
+    # path) lowers glibc's M_TRIM_THRESHOLD for the whole process, after which every large
+    # batch allocation faults its pages in again and any loader measured later is slowed.
     times = {"ours": [], "official": [], "raw": []}
     for _ in range(rounds):
-        times["ours"].append(loader_rate(prepared, epochs=3))
-        times["official"].append(loader_rate(official))
-        times["raw"].append(loader_rate(archive, limit=4 * batch_size))
+        times["ours"].append(_loader_rate_in_subprocess(prepared, batch_size, epochs=3))
+        times["official"].append(_loader_rate_in_subprocess(official, batch_size))
+        times["raw"].append(_loader_rate_in_subprocess(archive, batch_size, limit=4 * batch_size))
     results["load_patches_per_s"] = {k: statistics.median(v) for k, v in times.items()}
 
     # memory of prepare, 1x and 4x the data
