@@ -21,7 +21,7 @@ import keras
 from keras import ops
 
 from keras_mlrs.errors import InvalidParameterError, UnknownNameError, did_you_mean
-from keras_mlrs.ops import sparsemax_threshold
+from keras_mlrs.ops import sparsemax, sparsemax_threshold
 
 _RULES: dict[str, type["DecisionRule"]] = {}
 
@@ -63,6 +63,15 @@ class DecisionRule:
         """A short human-readable statement of the rule."""
         raise NotImplementedError
 
+    #: What :meth:`confidence` returns, for people reading predictions.
+    confidence_name = "score"
+
+    def confidence(self, logits):
+        """A per-class value for people to read: the probability where the rule has one
+        (sigmoid, sparsemax), else the logit. Predicted labels are not always those
+        above a fixed value of it; use ``rule(logits)`` for them."""
+        return self.scores(logits)
+
 
 @_register
 class Sigmoid(DecisionRule):
@@ -98,6 +107,11 @@ class Sigmoid(DecisionRule):
     def describe(self):
         return f"sigmoid(logit) >= {self.threshold:g}"
 
+    confidence_name = "probability"
+
+    def confidence(self, logits):
+        return ops.sigmoid(ops.cast(ops.convert_to_tensor(logits), "float32"))
+
 
 @_register
 class Logit(DecisionRule):
@@ -123,6 +137,11 @@ class Logit(DecisionRule):
 
     def describe(self):
         return f"logit > {self.threshold:g}"
+
+    confidence_name = "logit"
+
+    def confidence(self, logits):
+        return ops.cast(ops.convert_to_tensor(logits), "float32")
 
 
 @_register
@@ -152,6 +171,11 @@ class SparsemaxSupport(DecisionRule):
     def describe(self):
         scaled = "z" if self.scale == 1.0 else f"{self.scale:g}·z"
         return f"sparsemax({scaled}) > 0"
+
+    confidence_name = "sparsemax probability"
+
+    def confidence(self, logits):
+        return sparsemax(ops.cast(ops.convert_to_tensor(logits), "float32") * self.scale, axis=-1)
 
 
 def names() -> list[str]:

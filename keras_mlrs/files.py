@@ -6,6 +6,12 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
@@ -14,8 +20,71 @@ def atomic_write_text(path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_save_model(model, path) -> Path:
+    """``model.save(path)`` through a temporary ``.keras`` file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_link(src, dst) -> Path:
+    """Make ``dst`` the same file as ``src`` (a hard link, or a copy where links are not
+    supported), replacing ``dst`` atomically."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and os.path.samefile(src, dst):
+        return dst
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    tmp.unlink(missing_ok=True)  # rename() leaves both names when they already were one file
+    return dst
+
+
+def toml_dumps(table: dict) -> str:
+    """A flat TOML document for ``table``: scalars and lists first, then one ``[section]``
+    per nested dict. ``None`` values are left out (TOML has no null)."""
+
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v) if not isinstance(v, float) or v == v else "nan"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+    lines, sections = [], []
+    for key, v in table.items():
+        if v is None:
+            continue
+        if isinstance(v, dict):
+            sections.append((key, v))
+        else:
+            lines.append(f"{key} = {value(v)}")
+    for key, sub in sections:
+        lines.append(f"\n[{key}]")
+        lines.extend(f"{k} = {value(x)}" for k, x in sub.items() if x is not None)
+    return "\n".join(lines) + "\n"

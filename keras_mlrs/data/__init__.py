@@ -19,12 +19,12 @@ from keras_mlrs.data.nomenclature import (
 )
 from keras_mlrs.data.patches import Patch, PatchError, read_patch
 from keras_mlrs.data.pipeline import load, stack_groups
-from keras_mlrs.data.shards import prepare, read_manifest
+from keras_mlrs.data.shards import patch_names, prepare, read_manifest
 from keras_mlrs.data.splits import assign_splits, excluded_patches, official_splits
 
 __all__ = [
     "BAND_MEAN", "BAND_STD", "CLASS_NAMES", "CORINE_LABELS", "CORINE_TO_19", "GROUPS", "GROUP_SIZES",
     "NUM_CLASSES", "Patch", "PatchError", "SPLIT_SIZES", "STACKED_BANDS", "TRAIN_CLASS_COUNTS",
     "assign_splits", "class_index", "detect_format", "excluded_patches", "load", "official_splits",
-    "prepare", "read_manifest", "read_patch", "sample_path", "stack_groups", "to_multi_hot",
+    "patch_names", "prepare", "read_manifest", "read_patch", "sample_path", "stack_groups", "to_multi_hot",
 ]

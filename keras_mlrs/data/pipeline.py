@@ -19,7 +19,7 @@ from keras_mlrs.data.archives import (
     unpack_if_tar,
 )
 from keras_mlrs.data.bands import GROUP_SIZES, GROUPS
-from keras_mlrs.data.nomenclature import NUM_CLASSES
+from keras_mlrs.data.nomenclature import CLASS_NAMES, NUM_CLASSES
 from keras_mlrs.data.splits import SPLITS, assign_splits
 from keras_mlrs.errors import InvalidParameterError, MlrsError
 
@@ -105,6 +105,13 @@ def _files_for(path: Path, fmt: str, split: str) -> list[str]:
         from keras_mlrs.data.shards import read_manifest
 
         manifest = read_manifest(path)
+        classes = manifest.get("nomenclature", {}).get("classes")
+        bands = {g: tuple(v["bands"]) for g, v in manifest.get("bands", {}).items()}
+        if classes != list(CLASS_NAMES) or bands != GROUPS:
+            raise MlrsError(
+                f"{path} holds another nomenclature or band layout than BigEarthNet-19 with bands "
+                f"{GROUPS}; prepare it again with this version of keras-mlrs."
+            )
         if split not in manifest["splits"]:
             raise MlrsError(
                 f"{path} has no '{split}' split (it has: {', '.join(manifest['splits']) or 'none'}; "
@@ -147,6 +154,7 @@ def load(
     split_scheme: str = "official",
     fractions=(0.6, 0.2, 0.2),
     shard: tuple[int, int] | None = None,
+    split_seed: int | None = None,
 ):
     """A ``tf.data.Dataset`` of ``(inputs, multi_hot)`` batches from BigEarthNet data.
 
@@ -167,8 +175,9 @@ def load(
         repeat: repeat indefinitely.
         drop_remainder: drop the last, smaller batch.
         split_scheme: for raw v1 archives, ``"official"`` lists or a ``"random"`` split.
-        fractions: train, validation and test fractions of the random split (seeded by
-            ``seed``, default 0).
+        fractions: train, validation and test fractions of the random split.
+        split_seed: seed of the random split (default: ``seed``, or 0), so that shuffling
+            can change from epoch to epoch while the split stays put.
         shard: ``(num_workers, worker_index)`` to read a disjoint part of the files by hand;
             under ``tf.distribute`` the dataset is auto-sharded by file instead.
     """
@@ -200,7 +209,9 @@ def load(
         )
         parse = _parse_ours if fmt == "prepared" else _parse_official
     elif fmt in ("v1", "v2"):
-        refs = _raw_patches(path, split, split_scheme, 0 if seed is None else seed, fractions)
+        if split_seed is None:
+            split_seed = 0 if seed is None else seed
+        refs = _raw_patches(path, split, split_scheme, split_seed, fractions)
         if not refs:
             raise MlrsError(f"{path} has no patch in the '{split}' split under the '{split_scheme}' scheme.")
         ds = _raw_dataset(refs)

@@ -290,3 +290,15 @@ def read_manifest(path) -> dict:
     if manifest.get("format") != FORMAT_NAME:
         raise MlrsError(f"{path}/manifest.json is not a keras-mlrs shard manifest.")
     return manifest
+
+
+def patch_names(path, split: str) -> list[str]:
+    """The names of the patches in ``split`` of a prepared folder, in shard order."""
+    import tensorflow as tf
+
+    manifest = read_manifest(path)
+    if split not in manifest["splits"]:
+        raise MlrsError(f"{path} has no '{split}' split (it has: {', '.join(manifest['splits'])}).")
+    files = [str(Path(path) / s["file"]) for s in manifest["splits"][split]["shards"]]
+    spec = {"name": tf.io.FixedLenFeature([], tf.string)}
+    return [tf.io.parse_single_example(r, spec)["name"].numpy().decode() for r in tf.data.TFRecordDataset(files)]

@@ -1,0 +1,73 @@
+"""Figures of the study: learning curves (its Figure 6.2) and per-class F1 bars (Figure 6.1).
+
+Drawn with matplotlib's non-interactive Agg backend and written atomically as PNG.
+"""
+
+import os
+from pathlib import Path
+
+from keras_mlrs.data.nomenclature import CLASS_NAMES
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        _pyplot().close(fig)
+
+
+def learning_curve(history, path, best_epoch: int | None = None, title: str = "Validation F1 per epoch"):
+    """Validation F1 (micro, macro, samples) against the epoch, from ``history`` rows
+    (dicts with ``epoch`` and ``val_f1_*``); the best epoch is marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    epochs = [row["epoch"] for row in history]
+    for average in ("samples", "micro", "macro"):
+        key = f"val_f1_{average}"
+        ax.plot(epochs, [row.get(key, float("nan")) for row in history], marker="o" if len(epochs) < 30 else None,
+                markersize=3, label=f"F1 ({average})")
+    if best_epoch:
+        ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best (epoch {best_epoch})")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation F1")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    _save(fig, path)
+
+
+def per_class_f1(reports: dict, path, title: str = "F1 per class"):
+    """Grouped horizontal bars of per-class F1, one group per class and one bar per entry
+    of ``reports`` (name -> a report from :func:`keras_mlrs.evaluation.evaluate`)."""
+    plt = _pyplot()
+    n = len(reports)
+    fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(CLASS_NAMES) * max(1, n) ** 0.5 + 1.5))
+    height = 0.8 / n
+    for i, (name, report) in enumerate(reports.items()):
+        values = [report["per_class"][c]["f1"] for c in CLASS_NAMES]
+        ax.barh([k + i * height for k in range(len(CLASS_NAMES))], values, height=height, label=name)
+    ax.set_yticks([k + 0.4 - height / 2 for k in range(len(CLASS_NAMES))], CLASS_NAMES, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("F1")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    if n > 1:
+        ax.legend(loc="lower right", fontsize=8)
+    _save(fig, path)

@@ -1,0 +1,94 @@
+"""Run directories: what ``mlrs train`` writes, and how a trained model is found again.
+
+A run directory holds::
+
+    config.toml          the exact configuration of the run (mlrs train --config reads it back)
+    state.json           completed epochs, per-epoch history, best epoch: the resume point
+    best.keras           the model of the epoch with the best validation sample-F1
+    last.keras           the model after the last completed epoch
+    history.csv          per epoch: train loss, validation loss, validation P/R/F1
+    learning_curve.png   validation F1 (micro, macro, samples) per epoch
+    metrics.json         at the end: best.keras evaluated on the validation split
+    tensorboard/         TensorBoard logs
+    checkpoints/         the epoch files behind best.keras and last.keras
+
+``state.json`` is written after the epoch's checkpoint and before anything derived from
+it, so a run killed at any moment resumes from its last completed epoch.
+"""
+
+import json
+from pathlib import Path
+
+from keras_mlrs.errors import MlrsError
+
+CONFIG = "config.toml"
+STATE = "state.json"
+BEST = "best.keras"
+LAST = "last.keras"
+HISTORY = "history.csv"
+CURVE = "learning_curve.png"
+METRICS = "metrics.json"
+TENSORBOARD = "tensorboard"
+CHECKPOINTS = "checkpoints"
+
+
+class RunError(MlrsError):
+    """A run directory or model file that cannot be used as asked."""
+
+
+def is_run_dir(path) -> bool:
+    """Whether ``path`` is a folder written by ``mlrs train``."""
+    path = Path(path)
+    return path.is_dir() and (path / CONFIG).is_file()
+
+
+def read_state(run_dir) -> dict:
+    """The run's ``state.json`` (an empty state for a run that completed no epoch)."""
+    path = Path(run_dir) / STATE
+    if not path.exists():
+        return {"epoch": 0, "history": [], "best": None, "finished": False}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise RunError(f"{path} is not valid JSON ({err}); the run directory is damaged.") from None
+
+
+def model_file(source) -> Path:
+    """The ``.keras`` file behind ``source``: a run directory (its ``best.keras``, else
+    ``last.keras``) or a ``.keras`` file."""
+    path = Path(source)
+    if not path.exists():
+        raise RunError(f"{path} does not exist; give a run directory (from mlrs train) or a .keras file.")
+    if path.is_dir():
+        for name in (BEST, LAST):
+            if (path / name).is_file():
+                return path / name
+        if is_run_dir(path):
+            raise RunError(f"run {path} has no finished epoch yet (no {BEST}); continue it with mlrs train --resume {path}.")
+        raise RunError(f"{path} is not a run directory (no {CONFIG}, no {BEST}); give a run directory or a .keras file.")
+    if path.suffix != ".keras":
+        raise RunError(f"{path} is not a Keras model; give a run directory or a .keras file.")
+    return path
+
+
+def load_model(source, compile: bool = True):
+    """A trained model from a run directory or a ``.keras`` file, loaded in Keras' safe mode.
+
+    The model is returned compiled when it was saved compiled, so ``decision_of`` finds
+    the decision rule of its loss."""
+    import keras
+
+    path = model_file(source)
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except Exception as err:  # noqa: BLE001 - any reason a file is not a loadable model
+        raise RunError(f"cannot load {path} as a Keras model: {str(err).splitlines()[0]}") from None
+
+
+def decision_of(model):
+    """The decision rule a model was trained for: its loss's rule when it was compiled with
+    a keras-mlrs loss, else ``sigmoid`` (probability at least 0.5)."""
+    from keras_mlrs import decision
+
+    rule = getattr(getattr(model, "loss", None), "decision", None)
+    return rule if rule is not None else decision.get("sigmoid")
