@@ -134,7 +134,6 @@ def train_command(
         cfg = training.TrainConfig.from_toml(config, overrides=given)
     else:
         cfg = training.TrainConfig.from_dict(given, source="command line")
-    _check_hparams_apply(cfg.loss, hparams)
     if run_dir is None:
         run_dir = Path("runs") / f"{cfg.loss}-{datetime.now():%Y%m%d-%H%M%S}"
     _run_training(lambda **kw: training.train(cfg, run_dir, overwrite=overwrite, **kw))
@@ -153,20 +152,6 @@ def _cli_value(value):
     if isinstance(value, str) and "," in value:
         return [float(v) for v in value.split(",")]
     return value
-
-
-def _check_hparams_apply(loss: str, hparams: dict) -> None:
-    from keras_mlrs import losses
-    from keras_mlrs.errors import InvalidParameterError
-
-    own = losses.spec(loss).hyperparameters
-    for name, value in hparams.items():
-        if value is not None and name not in own:
-            raise InvalidParameterError(
-                f"{_option_name(name)} is not a hyperparameter of loss '{loss}' "
-                f"({'its hyperparameters: ' + ', '.join(own) if own else 'it has none'}); "
-                f"it belongs to {', '.join(_hparams()[name])}."
-            )
 
 
 def _run_training(start):

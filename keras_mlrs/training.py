@@ -256,24 +256,44 @@ class _Data:
                         if self.format == "prepared" else " Use --split random (with --seed and --fractions).")
                 raise MlrsError(f"{config.data or 'the bundled sample'} has no patch in the '{split}' split "
                                 f"(split scheme: {self.scheme}).{hint}")
+        if workers > 1 and self.counts["train"] is not None:
+            if self.counts["train"] < config.batch_size:
+                raise MlrsError(f"distributed training drops partial batches, and the train split has "
+                                f"{self.counts['train']} patches, fewer than --batch-size {config.batch_size}; "
+                                "lower --batch-size.")
+            if self.counts["validation"] < workers:
+                raise MlrsError(f"the validation split has {self.counts['validation']} patch(es), fewer than the "
+                                f"{workers} replicas; use more validation data or fewer devices.")
 
     def dataset(self, split: str, epoch: int | None = None):
+        """One epoch of ``split``. When distributed, every batch must split evenly across the
+        replicas: training drops its last partial batch, validation re-batches its tail by
+        the number of replicas (at most ``replicas - 1`` patches are left out)."""
         from keras_mlrs.data import load
 
         c = self.config
         train = split == "train"
-        ds = load(
-            self.path, split, batch_size=c.batch_size, layout=self.layout, upsampling=c.upsampling,
-            shuffle=train, seed=c.seed * 1_000_003 + (epoch or 0), split_scheme=self.scheme,
-            fractions=tuple(c.fractions), split_seed=c.seed,
-        )
-        if self.workers > 1:
-            import tensorflow as tf
+        distributed = self.workers > 1
 
-            options = tf.data.Options()
-            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.AUTO
-            ds = ds.with_options(options)
-        return ds
+        def batches(batch_size=c.batch_size, drop_remainder=False):
+            return load(
+                self.path, split, batch_size=batch_size, layout=self.layout, upsampling=c.upsampling,
+                shuffle=train, seed=c.seed * 1_000_003 + (epoch or 0), split_scheme=self.scheme,
+                fractions=tuple(c.fractions), split_seed=c.seed, drop_remainder=drop_remainder,
+            )
+
+        if not distributed:
+            return batches()
+        import tensorflow as tf
+
+        ds = batches(drop_remainder=True)
+        n = self.counts.get(split)
+        if not train and n:
+            whole = (n // c.batch_size) * c.batch_size
+            ds = ds.concatenate(batches().unbatch().skip(whole).batch(self.workers, drop_remainder=True))
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.AUTO
+        return ds.with_options(options)
 
 
 def _count(path, fmt, split, scheme, config) -> int | None:

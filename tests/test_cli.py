@@ -1,6 +1,5 @@
 """The `mlrs` command: thin commands over the library, clean one-line errors."""
 
-import json
 import subprocess
 import sys
 
@@ -74,22 +73,6 @@ def test_bench_losses_prints_a_ratio_per_loss():
     assert result.exit_code == 0, result.output
     assert "1.000x" in result.output  # bce against itself
     assert "sparsemax" in result.output
-
-
-def test_demo_writes_results_for_each_requested_loss(tmp_path):
-    out = tmp_path / "demo"
-    result = runner.invoke(
-        app, ["demo", "--out", str(out), "--epochs", "1", "--loss", "bce", "--loss", "sparsemax"],
-        env={"COLUMNS": "250"},
-    )
-    assert result.exit_code == 0, result.output
-    results = json.loads((out / "results.json").read_text())
-    assert set(results) == {"bce", "sparsemax"}
-    for scores in results.values():
-        for key in ("precision_micro", "recall_samples", "f1_macro", "map_macro"):
-            assert 0.0 <= scores[key] <= 1.0
-    assert results["sparsemax"]["decision"] == "sparsemax(z) > 0"
-    assert [p.name for p in out.iterdir()] == ["results.json"]  # no temporary left behind
 
 
 def test_data_prepare_on_the_sample_prints_the_split_scheme(tmp_path):

@@ -7,6 +7,8 @@ They take one ``uint16[B, 120, 120, 12]`` tensor (bands in
 trained from scratch: ImageNet weights expect three RGB bands, not twelve Sentinel-2 bands.
 """
 
+import warnings
+
 import keras
 
 from keras_mlrs.data.bands import GROUP_SIZES, STACKED_BANDS
@@ -27,9 +29,11 @@ def resnet50(num_classes: int = NUM_CLASSES, dropout: float = 0.0, name: str = "
     size = GROUP_SIZES["b10m"]
     inputs = keras.Input((size, size, len(STACKED_BANDS)), dtype="uint16", name="bands")
     x = BandNormalization(STACKED_BANDS, name="normalization")(inputs)
-    base = keras.applications.ResNet50(
-        include_top=False, weights=None, input_shape=(size, size, len(STACKED_BANDS)), pooling="avg"
-    )
+    with warnings.catch_warnings():  # Keras warns that ImageNet models expect 1 or 3 channels
+        warnings.simplefilter("ignore", UserWarning)
+        base = keras.applications.ResNet50(
+            include_top=False, weights=None, input_shape=(size, size, len(STACKED_BANDS)), pooling="avg"
+        )
     x = base(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
