@@ -295,6 +295,14 @@ def test_bad_evaluation_inputs_are_one_line_errors(trained, prepared, tmp_path):
     odd.save(tmp_path / "odd.keras")
     one_line_error(run_mlrs("evaluate", tmp_path / "odd.keras", "--data", prepared), "match neither BigEarthNet layout")
     one_line_error(run_mlrs("evaluate", tmp_path / "missing.keras"), "does not exist")
+    import shutil
+
+    relabelled = tmp_path / "relabelled"
+    shutil.copytree(prepared, relabelled)
+    manifest = json.loads((relabelled / "manifest.json").read_text())
+    manifest["nomenclature"]["classes"] = sorted(manifest["nomenclature"]["classes"])  # alphabetical order
+    (relabelled / "manifest.json").write_text(json.dumps(manifest))
+    one_line_error(run_mlrs("evaluate", trained, "--data", relabelled), "another nomenclature")
     (tmp_path / "not-a-model.keras").write_text("hello")
     one_line_error(run_mlrs("evaluate", tmp_path / "not-a-model.keras"), "cannot load")
     one_line_error(run_mlrs("predict", trained, tmp_path / "nowhere"), "nowhere")
