@@ -111,7 +111,7 @@ def train_command(
     if jit is not None:
         given["jit"] = jit
     if fractions is not None:
-        given["fractions"] = [float(f) if _is_number(f) else f for f in fractions.split(",")]
+        given["fractions"] = fractions.split(",")  # parsed and checked by TrainConfig.validate
     if data is not None and data != "":
         given["data"] = str(Path(data).expanduser().resolve())
     loss_params = dict(training.parse_param(p) for p in loss_param or [])
@@ -137,14 +137,6 @@ def train_command(
     if run_dir is None:
         run_dir = Path("runs") / f"{cfg.loss}-{datetime.now():%Y%m%d-%H%M%S}"
     _run_training(lambda **kw: training.train(cfg, run_dir, overwrite=overwrite, **kw))
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _cli_value(value):
