@@ -166,16 +166,20 @@ def _run_training(start):
     _print_result(progress.run_dir, result)
 
 
-def _print_result(run_dir, result):
-    table = Table(title=f"Best model (epoch {result['best_epoch']}) on the validation split")
+def _overall_table(report, title) -> Table:
+    """Precision, recall and F1 under each average of ``report`` (the study's Table 6.1)."""
+    table = Table(title=title)
     table.add_column("average", style="bold cyan")
     for col in ("precision", "recall", "F1"):
         table.add_column(col, justify="right")
     for avg in ("micro", "macro", "weighted", "samples"):
-        if avg in result:
-            r = result[avg]
-            table.add_row(avg, f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}")
-    console.print(table)
+        r = report[avg]
+        table.add_row(avg, f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}")
+    return table
+
+
+def _print_result(run_dir, result):
+    console.print(_overall_table(result, f"Best model (epoch {result['best_epoch']}) on the validation split"))
     console.print(f"Run directory: [bold]{run_dir}[/bold] (best.keras, last.keras, history.csv, "
                   "learning_curve.png, metrics.json, config.toml, tensorboard/)", highlight=False)
 
@@ -203,17 +207,16 @@ def _resolve_data(source, data, split_scheme):
 
 
 def _decision(decision, threshold, model):
-    from keras_mlrs import decision as rules
     from keras_mlrs.runs import decision_of
 
-    rule = decision_of(model) if decision is None else rules.get(decision)
+    rule = decision_of(model, decision)
     if threshold is not None:
         if rule.name == "sparsemax_support":
             from keras_mlrs.errors import InvalidParameterError
 
             raise InvalidParameterError("--threshold does not apply to the sparsemax_support rule; "
                                         "choose --decision sigmoid or logit.")
-        rule = rules.get(rule.name, threshold=threshold)
+        rule = type(rule)(threshold=threshold)
     return rule
 
 
@@ -264,14 +267,7 @@ def evaluate_command(
 def _print_report(report, title):
     console.print(f"[bold]{title}[/bold]: {report['patches']:,} patches, decision rule "
                   f"{report['decision']['name']}", highlight=False)
-    overall = Table(title="Overall (Table 6.1)")
-    overall.add_column("average", style="bold cyan")
-    for col in ("precision", "recall", "F1"):
-        overall.add_column(col, justify="right")
-    for avg in ("micro", "macro", "weighted", "samples"):
-        r = report[avg]
-        overall.add_row(avg, f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}")
-    console.print(overall)
+    console.print(_overall_table(report, "Overall (Table 6.1)"))
     per_class = Table(title="Per class (Tables 6.2-6.4)")
     per_class.add_column("class", style="bold cyan")
     for col in ("precision", "recall", "F1", "support"):

@@ -55,10 +55,9 @@ def evaluate(model, dataset, decision=None, max_samples: int = 2**18) -> dict:
         "f1", "support"}}, "hamming_loss", "ranking_loss", "coverage_error", "lrap",
         "map_micro", "map_macro"}``.
     """
-    from keras_mlrs import decision as decision_rules
     from keras_mlrs.runs import decision_of
 
-    rule = decision_rules.get(decision) if decision is not None else decision_of(model)
+    rule = decision_of(model, decision)
     table, others = _metric_set(rule, max_samples)
     support = np.zeros(len(CLASS_NAMES), np.int64)
     patches = 0
@@ -139,11 +138,10 @@ def predict(model, patches, decision=None) -> list[dict]:
     names (in nomenclature order), ``scores`` every class's ``rule.confidence``: the
     probability for ``sigmoid`` and ``sparsemax_support``, the logit for ``logit``.
     """
-    from keras_mlrs import decision as decision_rules
     from keras_mlrs.models import input_layout
     from keras_mlrs.runs import decision_of
 
-    rule = decision_rules.get(decision) if decision is not None else decision_of(model)
+    rule = decision_of(model, decision)
     layout = input_layout(model)
     out = []
     for patch in patches:

@@ -85,10 +85,13 @@ def load_model(source, compile: bool = True):
         raise RunError(f"cannot load {path} as a Keras model: {str(err).splitlines()[0]}") from None
 
 
-def decision_of(model):
-    """The decision rule a model was trained for: its loss's rule when it was compiled with
-    a keras-mlrs loss, else ``sigmoid`` (probability at least 0.5)."""
+def decision_of(model, override=None):
+    """The decision rule to apply to ``model``'s logits: ``override`` (a rule, name or
+    config) when given; else the rule of its loss when it was compiled with a keras-mlrs
+    loss; else ``sigmoid`` (probability at least 0.5)."""
     from keras_mlrs import decision
 
+    if override is not None:
+        return decision.get(override)
     rule = getattr(getattr(model, "loss", None), "decision", None)
     return rule if rule is not None else decision.get("sigmoid")

@@ -2,6 +2,8 @@
 (tensorflow by default); CI runs the suite under tensorflow and jax."""
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -34,3 +36,13 @@ def value_and_grad(fn, x):
 @pytest.fixture(params=[0, 1, 2, 3], ids=lambda s: f"seed{s}")
 def rng(request):
     return np.random.default_rng(request.param)
+
+
+#: Runs the `mlrs` entry point in a fresh Python process: ``[sys.executable, "-c", MLRS, *args]``.
+MLRS = "import sys; from cli.main import main; sys.argv = ['mlrs', *sys.argv[1:]]; main()"
+
+
+def run_mlrs(*args, timeout=300):
+    """`mlrs` in a fresh process, as a user runs it (stdout and stderr captured as text)."""
+    return subprocess.run([sys.executable, "-c", MLRS, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)

@@ -3,19 +3,12 @@
 import subprocess
 import sys
 
+from conftest import run_mlrs
 from typer.testing import CliRunner
 
 from cli.main import app
 
 runner = CliRunner()
-
-
-def run_mlrs(*args):
-    """Run `mlrs` in a fresh process, as a user would."""
-    code = "import sys; from cli.main import main; sys.argv = ['mlrs', *sys.argv[1:]]; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
-    )
 
 
 def test_version_matches_package_metadata():

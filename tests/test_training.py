@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import MLRS, run_mlrs
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -24,13 +25,6 @@ from keras_mlrs import data, losses, runs, training
 runner = CliRunner()
 TINY = ["--model-param", "width=0.25", "--model-param", "branch_units=8", "--model-param", "fc_units=16"]
 TINY_PARAMS = {"width": 0.25, "branch_units": 8, "fc_units": 16}
-
-
-def run_mlrs(*args, timeout=300):
-    """`mlrs` in a fresh process, as a user runs it."""
-    code = "import sys; from cli.main import main; sys.argv = ['mlrs', *sys.argv[1:]]; main()"
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def one_line_error(result, *fragments):
@@ -148,9 +142,8 @@ def test_interrupted_run_resumes_exactly_as_if_uninterrupted(prepared, tmp_path)
 
 def test_killed_process_resumes_from_its_last_completed_epoch(prepared, tmp_path):
     run = tmp_path / "run"
-    code = "import sys; from cli.main import main; sys.argv = ['mlrs', *sys.argv[1:]]; main()"
     args = ["train", "--data", str(prepared), "--epochs", "6", "--batch-size", "2", "--run-dir", str(run), *TINY]
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", MLRS, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while time.time() < deadline and not ((run / runs.STATE).exists() and runs.read_state(run)["epoch"] >= 1):
         time.sleep(0.05)
