@@ -1,0 +1,177 @@
+"""The iNNvestigate bridge: the same question asked of iNNvestigate 2.1.2, the study's library.
+
+iNNvestigate works only on legacy Keras 2 (``tf_keras``) models in graph mode, so the
+bridge rebuilds the model's layers in ``tf_keras`` with the same weights and runs the
+analyzer of the same name in a separate Python process
+(:mod:`keras_mlrs.explain._innvestigate_worker`). Band normalisation is applied here and
+the normalised bands are what iNNvestigate sees: it is a pass-through for relevance in
+both engines, so the heatmaps are on the same raw-band grid.
+
+Install it apart from the rest (its metadata pins TensorFlow < 2.15 and NumPy < 2, yet it
+runs on TensorFlow 2.21)::
+
+    pip install tf-keras==2.21.0
+    pip install --no-deps innvestigate==2.1.2 future
+
+The two engines differ by design on two points (see docs/explanations.md):
+batch normalisation (iNNvestigate maps it as a layer of its own, with ``sqrt(var² + ε)``;
+we fold it into the previous layer with ``sqrt(var + ε)``) and the α-β rule with bias
+(iNNvestigate puts the whole bias into both denominators; ``full_bias=True`` does the same).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_mlrs.errors import MlrsError
+from keras_mlrs.explain import composites
+from keras_mlrs.explain.engine import LRP, class_indices, flatten_inputs
+from keras_mlrs.explain.graph import trace
+from keras_mlrs.layers import BandNormalization
+
+#: presets iNNvestigate 2.1.2 has (all of ours but lrp.gamma)
+PRESETS = [p for p in composites.PRESETS if p != "lrp.gamma"]
+WORKER = Path(__file__).with_name("_innvestigate_worker.py")
+INSTALL_HINT = "pip install tf-keras==2.21.0 && pip install --no-deps innvestigate==2.1.2 future"
+
+
+class InnvestigateError(MlrsError):
+    """iNNvestigate is missing or failed on the model."""
+
+
+def available() -> bool:
+    """Whether iNNvestigate and tf_keras are installed."""
+    return all(importlib.util.find_spec(m) is not None for m in ("innvestigate", "tf_keras"))
+
+
+def export(model: keras.Model, folder: Path, inputs, classes, preset: str, params: dict) -> list[str]:
+    """Write the worker's ``spec.json``, ``weights.npz`` and ``inputs.npz`` for ``model``.
+
+    Returns the model's input names, in the order of the relevance arrays."""
+    graph = trace(model)
+    logit_tensor, last = LRP._find_logit(graph)
+    steps = graph.steps[: last + 1]
+    flat = flatten_inputs(graph, inputs)
+    names = {tid: name for tid, name in zip(graph.inputs, graph.input_names)}
+    values = dict(zip(graph.inputs, flat))
+    spec_inputs, arrays, skip = [], {}, set()
+    for tid in graph.inputs:
+        readers = graph.consumers(tid)
+        if len(readers) == 1 and isinstance(readers[0].layer, BandNormalization):
+            norm = readers[0]
+            skip.add(id(norm))
+            x = np.asarray(keras.ops.convert_to_numpy(norm.layer.call(keras.ops.convert_to_tensor(values[tid]))))
+            tensor = norm.outputs[0]
+        else:
+            x, tensor = np.asarray(values[tid], "float32"), tid
+        spec_inputs.append({"name": names[tid], "tensor": str(tensor), "shape": list(x.shape[1:])})
+        arrays[names[tid]] = x.astype("float32")
+    layers, weights = [], {}
+    for step in steps:
+        if id(step) in skip:
+            continue
+        if isinstance(step.layer, BandNormalization):
+            raise InnvestigateError(
+                f"the iNNvestigate bridge needs band normalisation right on a model input; '{step.name}' is not."
+            )
+        config = _tf_keras_config(step.layer)
+        if step.outputs[0] == logit_tensor and "activation" in config:
+            config["activation"] = "linear"  # start from the logit, as the native engine does
+        layers.append({
+            "class": type(step.layer).__name__, "name": step.name, "config": config,
+            "inputs": [str(t) for t in step.inputs], "output": str(step.outputs[0]),
+        })
+        for i, w in enumerate(step.layer.get_weights()):
+            weights[f"{step.name}/{i}"] = np.asarray(w, "float32")
+    spec = {
+        "inputs": spec_inputs, "layers": layers, "output": str(logit_tensor),
+        "preset": preset, "params": params, "classes": [int(c) for c in classes],
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spec.json").write_text(json.dumps(spec))
+    np.savez(folder / "weights.npz", **weights)
+    np.savez(folder / "inputs.npz", **arrays)
+    return [names[tid] for tid in graph.inputs]
+
+
+_SKIP_CONFIG = {"name", "dtype", "trainable", "seed"}
+
+
+def _tf_keras_config(layer) -> dict:
+    """The layer's Keras 3 config reduced to what its ``tf_keras`` twin accepts: plain
+    values only (initialisers and regularisers do not matter for inference)."""
+    import tf_keras  # noqa: F401  (only to fail early with a clear message)
+
+    twin = getattr(tf_keras.layers, type(layer).__name__, None)
+    if twin is None:
+        raise InnvestigateError(f"layer '{layer.name}' ({type(layer).__name__}) has no tf_keras equivalent.")
+    accepted = set(inspect.signature(twin.__init__).parameters)
+    config = {}
+    for key, value in layer.get_config().items():
+        if key in _SKIP_CONFIG or key not in accepted or key.endswith(("initializer", "regularizer", "constraint")):
+            continue
+        if isinstance(value, dict):
+            continue
+        config[key] = list(value) if isinstance(value, tuple) else value
+    return config
+
+
+def innvestigate_lrp(model, inputs, classes, preset: str = "lrp.epsilon", timeout: float = 1800, **params):
+    """Relevance by iNNvestigate 2.1.2, in the structure :func:`keras_mlrs.explain.lrp`
+    returns (each array ``[batch, len(classes), *input_shape]``).
+
+    Args:
+        model: the Keras 3 model (its layers are rebuilt in ``tf_keras``).
+        inputs, classes: as for :func:`keras_mlrs.explain.lrp` (indices or names).
+        preset: an iNNvestigate analyzer name (see :data:`PRESETS`).
+        timeout: seconds before the worker process is stopped.
+        **params: the analyzer's parameters (``epsilon``, ``alpha``, ``beta``, ``bias``).
+
+    Returns:
+        ``(relevance, timing)``: timing has ``build_s`` (analyzer construction) and
+        ``analyze_s`` (the analysis calls) measured inside the worker.
+    """
+    return run_many([(model, inputs, classes, preset, params)], timeout=timeout)[0]
+
+
+def run_many(requests, timeout: float = 1800) -> list:
+    """Several :func:`innvestigate_lrp` requests ``(model, inputs, classes, preset, params)``
+    in one worker process (TensorFlow starts once); one ``(relevance, timing)`` each."""
+    if not available():
+        raise InnvestigateError(f"the iNNvestigate engine needs iNNvestigate and tf_keras; install them: {INSTALL_HINT}")
+    with tempfile.TemporaryDirectory(prefix="mlrs-innvestigate-") as tmp:
+        folders, names = [], []
+        for i, (model, inputs, classes, preset, params) in enumerate(requests):
+            if preset not in PRESETS:
+                raise InnvestigateError(f"iNNvestigate has no preset '{preset}'; its presets: {', '.join(PRESETS)}.")
+            params = {k: v for k, v in params.items() if k != "full_bias"}
+            class_ids = class_indices(classes, int(model.outputs[0].shape[-1]))
+            folders.append(Path(tmp) / str(i))
+            names.append(export(model, folders[-1], inputs, class_ids, preset, params))
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env.pop("KERAS_BACKEND", None)
+        try:
+            done = subprocess.run([sys.executable, str(WORKER), *map(str, folders)], env=env,
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise InnvestigateError(f"iNNvestigate did not finish within {timeout:.0f} s.") from None
+        if done.returncode != 0:
+            last = [line for line in done.stderr.strip().splitlines() if line.strip()][-1:] or ["no message"]
+            raise InnvestigateError(f"iNNvestigate failed: {last[0]}")
+        results = []
+        for folder, input_names, request in zip(folders, names, requests):
+            with np.load(folder / "relevance.npz") as npz:
+                flat = [npz[name] for name in input_names]
+            timing = json.loads((folder / "timing.json").read_text())
+            results.append((keras.tree.pack_sequence_as(trace(request[0]).structure, flat), timing))
+    return results
