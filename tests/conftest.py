@@ -46,3 +46,15 @@ def run_mlrs(*args, timeout=300):
     """`mlrs` in a fresh process, as a user runs it (stdout and stderr captured as text)."""
     return subprocess.run([sys.executable, "-c", MLRS, *map(str, args)], capture_output=True, text=True,
                           timeout=timeout)
+
+
+def one_line_error(result, *fragments):
+    """Assert that ``result`` (of :func:`run_mlrs`) is a user error: exit code 2, one line
+    on stderr containing every fragment, no traceback. Returns the line."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]

@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import MLRS, run_mlrs
+from conftest import MLRS, one_line_error, run_mlrs
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -25,16 +25,6 @@ from keras_mlrs import data, losses, runs, training
 runner = CliRunner()
 TINY = ["--model-param", "width=0.25", "--model-param", "branch_units=8", "--model-param", "fc_units=16"]
 TINY_PARAMS = {"width": 0.25, "branch_units": 8, "fc_units": 16}
-
-
-def one_line_error(result, *fragments):
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -128,3 +128,31 @@ def _read_with_tifffile(path):
     if arr.ndim == 3 and arr.shape[0] < arr.shape[-1]:  # planar [bands, h, w]
         arr = np.moveaxis(arr, 0, -1)
     return arr
+
+
+def write_geotiff(path, array: np.ndarray, geo: GeoInfo | None = None) -> Path:
+    """Write ``array`` (``[height, width]`` or ``[height, width, bands]``) as a TIFF, with
+    GeoTIFF tags for ``geo`` (EPSG code and transform) when given, atomically. Readable by
+    GDAL, rasterio and QGIS."""
+    import tifffile
+
+    from keras_mlrs.files import atomic_output
+
+    extratags = []
+    if geo is not None:
+        x0, dx, _, y0, _, dy = geo.transform
+        geographic = geo.epsg is not None and 4000 <= geo.epsg < 5000
+        keys = [1, 1, 0, 0, 1024, 0, 1, 2 if geographic else 1, 1025, 0, 1, 1]  # model type, PixelIsArea
+        if geo.epsg is not None:
+            keys += [2048 if geographic else 3072, 0, 1, int(geo.epsg)]
+        keys[3] = len(keys) // 4 - 1
+        extratags = [
+            (33550, "d", 3, (float(dx), float(-dy), 0.0), False),  # ModelPixelScale
+            (33922, "d", 6, (0.0, 0.0, 0.0, float(x0), float(y0), 0.0), False),  # ModelTiepoint
+            (34735, "H", len(keys), tuple(keys), False),  # GeoKeyDirectory
+        ]
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        tifffile.imwrite(tmp, np.ascontiguousarray(array), photometric="minisblack",
+                         planarconfig="contig" if array.ndim == 3 else None, extratags=extratags)
+    return path

@@ -32,7 +32,8 @@ def build(spec, weights):
         inputs.append(tensors[item["tensor"]])
     layers = []
     for item in spec["layers"]:
-        layer = getattr(tf_keras.layers, item["class"])(name=item["name"], **item["config"])
+        # prefixed: iNNvestigate names its own layers "add", "add_1"... in the same model
+        layer = getattr(tf_keras.layers, item["class"])(name="mlrs_" + item["name"], **item["config"])
         args = [tensors[t] for t in item["inputs"]]
         tensors[item["output"]] = layer(args if item["class"] in ("Concatenate", "Add") else args[0])
         layers.append((layer, item["name"]))

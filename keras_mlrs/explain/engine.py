@@ -57,6 +57,12 @@ def vjp(fn, primals: list, cotangent) -> list:
     raise UnsupportedModelError(f"LRP runs on the tensorflow and jax backends, not '{backend}'; set KERAS_BACKEND.")
 
 
+def _quiet_retracing(record) -> bool:
+    """Drop TensorFlow's retracing warning: it counts traces across all engines (one model
+    and input shape each, traced once by design) as if they were one function retracing."""
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
 def compile_function(fn, jit: bool):
     """``fn`` compiled for the backend: ``jax.jit``, or ``tf.function`` (XLA when ``jit``)."""
     backend = keras.backend.backend()
@@ -67,7 +73,8 @@ def compile_function(fn, jit: bool):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn, jit_compile=bool(jit), reduce_retracing=True)
+        tf.get_logger().addFilter(_quiet_retracing)
+        return tf.function(fn, jit_compile=bool(jit))  # static shapes: no reduce_retracing
     raise UnsupportedModelError(f"LRP runs on the tensorflow and jax backends, not '{backend}'; set KERAS_BACKEND.")
 
 

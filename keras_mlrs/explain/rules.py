@@ -106,24 +106,24 @@ class AlphaBeta(Rule):
     def relevance(self, layer, x, R):
         xp, xn = ops.maximum(x, 0), ops.minimum(x, 0)
         wp, wn = ops.maximum(layer.kernel, 0), ops.minimum(layer.kernel, 0)
-        if not self.bias:
-            bias_a = bias_i = None
-        elif self.full_bias:
-            bias_a = bias_i = layer.bias
-        else:
-            bias_a, bias_i = ops.maximum(layer.bias, 0), ops.minimum(layer.bias, 0)
+        bp, bn = ops.maximum(layer.bias, 0), ops.minimum(layer.bias, 0)
 
-        def part(w_for_xp, w_for_xn, bias):
-            z = layer.forward(xp, w_for_xp) + layer.forward(xn, w_for_xn)
-            if bias is not None:
-                z = z + bias
+        def part(w_for_xp, w_for_xn, same_sign):
+            z_xp, z_xn = layer.forward(xp, w_for_xp), layer.forward(xn, w_for_xn)
+            if self.bias and self.full_bias:  # each half carries the bias part of its weights' sign
+                positive = w_for_xp is wp
+                z = (z_xp + (bp if positive else bn)) + (z_xn + (bn if positive else bp))
+            elif self.bias:
+                z = z_xp + z_xn + same_sign
+            else:
+                z = z_xp + z_xn
             s = safe_divide(R, z)
             return xp * layer.transpose(s, w_for_xp) + xn * layer.transpose(s, w_for_xn)
 
-        activator = part(wp, wn, bias_a)
+        activator = part(wp, wn, bp)
         if self.beta == 0:
             return activator if self.alpha == 1 else self.alpha * activator
-        return self.alpha * activator - self.beta * part(wn, wp, bias_i)
+        return self.alpha * activator - self.beta * part(wn, wp, bn)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,155 @@
+"""Heatmaps of single patches: relevance on the 10 m grid, with the model's scores.
+
+:func:`explain_patch` runs LRP (either engine) on one :class:`keras_mlrs.data.Patch` for
+chosen classes and returns an :class:`Explanation`; :func:`save` writes its three files:
+
+* ``<name>_lrp.png``: the RGB composite (B04, B03, B02, 2–98 % stretch) beside one
+  heatmap per class, blue–red centred at zero;
+* ``<name>_lrp.npy``: ``float32 [classes, 120, 120, 12]``, the relevance of every band on
+  the 10 m grid (stacked band order, see :data:`keras_mlrs.data.bands.STACKED_BANDS`);
+  summing the last axis gives the heatmaps;
+* ``<name>_lrp.tif``: a GeoTIFF with one float32 band per class (the heatmaps), in the
+  input's CRS and transform when it is georeferenced.
+
+Relevance of a 20 m (60 m) pixel is spread evenly over the 2 × 2 (6 × 6) 10 m pixels it
+covers, so each heatmap still sums to the total relevance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from keras_mlrs.data.bands import GROUP_SIZES, GROUPS, STACKED_BANDS
+from keras_mlrs.data.nomenclature import CLASS_NAMES
+
+
+@dataclasses.dataclass
+class Explanation:
+    """LRP of one patch by one model.
+
+    ``relevance`` is ``float32 [classes, 120, 120, 12]`` (10 m grid, stacked band order);
+    ``scores`` and ``predicted`` are the model's confidence and decision per explained
+    class; ``in_truth`` says whether each class is in the patch's labels (None: unknown).
+    """
+
+    patch: str
+    model: str
+    preset: str
+    engine: str
+    classes: list[int]
+    relevance: np.ndarray
+    scores: list[float]
+    predicted: list[bool]
+    in_truth: list[bool] | None
+    rgb: np.ndarray
+    geo: object = None
+
+    @property
+    def heatmaps(self) -> np.ndarray:
+        """``float32 [classes, 120, 120]``: relevance summed over the bands."""
+        return self.relevance.sum(axis=-1)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [CLASS_NAMES[c] for c in self.classes]
+
+    def title(self, i: int) -> str:
+        """The heading of class ``i``'s heatmap: name, ground truth, score and decision."""
+        truth = "" if self.in_truth is None else (" · in labels" if self.in_truth[i] else " · not in labels")
+        decision = "predicted" if self.predicted[i] else "not predicted"
+        return f"{self.class_names[i]}{truth}\nscore {self.scores[i]:.3f} · {decision}"
+
+
+def to_10m_grid(relevance, layout: str) -> np.ndarray:
+    """Relevance of one patch as ``[classes, 120, 120, 12]`` (stacked band order) from the
+    model's input structure (``groups``: a dict of ``[classes, size, size, bands]``)."""
+    if layout == "stacked":
+        return np.asarray(relevance, "float32")
+    parts = []
+    for group in GROUPS:
+        r = np.asarray(relevance[group], "float32")
+        factor = GROUP_SIZES["b10m"] // GROUP_SIZES[group]
+        if factor > 1:
+            r = np.repeat(np.repeat(r, factor, axis=1), factor, axis=2) / (factor * factor)
+        parts.append(r)
+    return np.concatenate(parts, axis=-1)
+
+
+def rgb_composite(patch, low: float = 2, high: float = 98) -> np.ndarray:
+    """``float [120, 120, 3]`` in [0, 1]: B04, B03, B02 stretched between the ``low`` and
+    ``high`` percentiles of the three bands."""
+    b10 = patch.groups["b10m"][..., :3].astype("float64")  # B04, B03, B02
+    lo, hi = np.percentile(b10, [low, high])
+    return np.clip((b10 - lo) / max(hi - lo, 1e-9), 0, 1)
+
+
+def explain_patch(model, patch, classes=None, all_predicted: bool = False, preset: str = "lrp.epsilon",
+                  engine: str = "native", decision=None, **rule_params) -> Explanation:
+    """Explain ``patch`` (a :class:`keras_mlrs.data.Patch`) for ``classes`` (names or
+    indices) and/or every class the model predicts (``all_predicted``).
+
+    Args:
+        model: a BigEarthNet-19 model (either input layout).
+        engine: ``"native"`` (:func:`keras_mlrs.explain.lrp`) or ``"innvestigate"``
+            (:func:`keras_mlrs.explain.bridge.innvestigate_lrp`).
+        decision: a decision rule overriding the model's (see :mod:`keras_mlrs.decision`).
+    """
+    from keras_mlrs.errors import InvalidParameterError
+    from keras_mlrs.evaluation import patch_inputs
+    from keras_mlrs.explain.engine import class_indices, lrp
+    from keras_mlrs.models import input_layout
+    from keras_mlrs.runs import decision_of
+
+    layout = input_layout(model)
+    rule = decision_of(model, decision)
+    x = patch_inputs(patch, layout)
+    logits = model.predict_on_batch(x)
+    chosen = np.asarray(rule(logits))[0] > 0
+    confidence = np.asarray(rule.confidence(logits))[0]
+    wanted = class_indices(classes, len(CLASS_NAMES)) if classes else []
+    if all_predicted:
+        wanted += [int(i) for i in np.flatnonzero(chosen)]
+    wanted = list(dict.fromkeys(wanted))
+    if not wanted:
+        raise InvalidParameterError(
+            "no class to explain: give --class NAME (or an index)"
+            + (", or drop --all-predicted: the model predicts no class for this patch." if all_predicted else ".")
+        )
+    if engine == "native":
+        relevance = lrp(model, x, wanted, preset=preset, **rule_params)
+    elif engine == "innvestigate":
+        from keras_mlrs.explain.bridge import innvestigate_lrp
+
+        relevance, _ = innvestigate_lrp(model, x, wanted, preset=preset, **rule_params)
+    else:
+        raise InvalidParameterError(f"unknown engine '{engine}'; choose native or innvestigate.")
+    first = {k: v[0] for k, v in relevance.items()} if isinstance(relevance, dict) else relevance[0]
+    truth = None if patch.labels is None else [bool(patch.labels[c]) for c in wanted]
+    return Explanation(
+        patch=patch.name, model=model.name, preset=preset, engine=engine, classes=wanted,
+        relevance=to_10m_grid(first, layout), scores=[float(confidence[c]) for c in wanted],
+        predicted=[bool(chosen[c]) for c in wanted], in_truth=truth, rgb=rgb_composite(patch), geo=patch.geo,
+    )
+
+
+def save(explanation: Explanation, out_dir, name: str | None = None) -> list[Path]:
+    """Write ``<name>_lrp.png``, ``.npy`` and ``.tif`` (see the module docstring) into
+    ``out_dir``, each atomically. Returns the paths."""
+    from keras_mlrs.data.tiff import write_geotiff
+    from keras_mlrs.explain.render import heatmap_figure
+    from keras_mlrs.files import atomic_output
+
+    out_dir = Path(out_dir)
+    stem = name or explanation.patch
+    png, npy, tif = (out_dir / f"{stem}_lrp.{ext}" for ext in ("png", "npy", "tif"))
+    heatmap_figure([explanation], png)
+    with atomic_output(npy) as tmp, open(tmp, "wb") as f:
+        np.save(f, explanation.relevance.astype("float32"))
+    write_geotiff(tif, np.moveaxis(explanation.heatmaps, 0, -1).astype("float32"), explanation.geo)
+    return [png, npy, tif]
+
+
+__all__ = ["STACKED_BANDS", "Explanation", "explain_patch", "rgb_composite", "save", "to_10m_grid"]
