@@ -23,11 +23,24 @@ err_console = Console(stderr=True)
 
 
 def quiet_tensorflow():
-    """No TensorFlow log noise on the console (C++ logs, and its Python logger's warnings)."""
+    """No TensorFlow log noise on the console: its C++ start-up messages (TensorFlow 2.21
+    prints some through absl whatever TF_CPP_MIN_LOG_LEVEL says, so stderr is closed while
+    Keras and TensorFlow load) and its Python logger's warnings."""
     import logging
+    import sys
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    if "keras" not in sys.modules:
+        sys.stderr.flush()
+        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        try:
+            import keras  # noqa: F401  (loads the backend, TensorFlow included)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 

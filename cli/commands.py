@@ -167,7 +167,7 @@ def demo_command(
     epochs: int = typer.Option(3, min=1, help="Training epochs per loss."),
     loss: list[str] = typer.Option(None, "--loss", help="Losses to train (default: bce and sparsemax)."),
 ):
-    """The pipeline on the bundled real sample: prepare, train two losses, evaluate, predict."""
+    """The pipeline on the bundled real sample: prepare, train two losses, evaluate, predict, explain."""
     quiet_tensorflow()
     from cli.progress import TrainingProgress
     from keras_mlrs import demo, losses
@@ -204,4 +204,5 @@ def demo_command(
     for name, r in summary["runs"].items():
         console.print(f"  {name}: run {r['run_dir']} (best.keras, history.csv, learning_curve.png, ...); "
                       f"evaluation {r['evaluation']}", highlight=False)
+    console.print(f"  LRP heatmaps of {first['patch']}, both models: {summary['explanation']}", highlight=False)
     console.print(f"  summary: {out / 'summary.json'}", highlight=False)

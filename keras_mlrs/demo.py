@@ -4,8 +4,9 @@ It prepares the 6 real BigEarthNet-S2 patches that ship with keras-mlrs (random 
 as the official lists put no sample patch in the validation split), trains the study's
 K-Branch CNN with two contrasting losses (cross-entropy, whose rule thresholds each
 class's probability, and sparsemax, which predicts a sparse support), evaluates each run
-on the held-out patch, and predicts the labels of one patch with each model. Six patches
-demonstrate the pipeline, not accuracy.
+on the held-out patch, predicts the labels of one patch with each model, and explains
+each model's view of that patch's true classes with LRP heatmaps in one figure. Six
+patches demonstrate the pipeline, not accuracy.
 """
 
 import json
@@ -46,5 +47,18 @@ def run_demo(out_dir, loss_names=("bce", "sparsemax"), epochs: int = 3, seed: in
             "prediction": {"patch": test_patch.name, "predicted": prediction["labels"],
                            "true": [c for c, v in zip(CLASS_NAMES, read_patch(test_patch).labels) if v > 0]},
         }
+    from keras_mlrs.explain import heatmaps, render
+
+    patch = read_patch(test_patch)
+    true = [int(i) for i in patch.labels.nonzero()[0]]
+    say(f"explaining {patch.name} (true classes) with LRP, one row per model")
+    views = []
+    for name in loss_names:
+        view = heatmaps.explain_patch(runs.load_model(out / "runs" / name), patch, true, preset="lrp.epsilon")
+        view.model = name
+        views.append(view)
+    figure = render.heatmap_figure(views, out / "explanations" / f"{patch.name}_lrp_compare.png",
+                                   title=f"{patch.name}: lrp.epsilon")
+    summary["explanation"] = str(figure)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary

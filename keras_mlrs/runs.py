@@ -76,11 +76,15 @@ def load_model(source, compile: bool = True):
 
     The model is returned compiled when it was saved compiled, so ``decision_of`` finds
     the decision rule of its loss."""
+    import warnings
+
     import keras
 
     path = model_file(source)
     try:
-        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+        with warnings.catch_warnings():  # a model saved before its first step has no optimizer state yet
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as err:  # noqa: BLE001 - any reason a file is not a loadable model
         raise RunError(f"cannot load {path} as a Keras model: {str(err).splitlines()[0]}") from None
 

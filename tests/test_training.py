@@ -339,3 +339,4 @@ def test_demo_runs_the_pipeline_on_the_sample(tmp_path):
         assert set(r["prediction"]["predicted"]) <= set(data.CLASS_NAMES)
         assert r["prediction"]["true"]
     assert summary["runs"]["sparsemax"]["decision"] == "sparsemax(z) > 0"
+    assert Path(summary["explanation"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

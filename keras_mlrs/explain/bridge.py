@@ -13,10 +13,11 @@ runs on TensorFlow 2.21)::
     pip install tf-keras==2.21.0
     pip install --no-deps innvestigate==2.1.2 future
 
-The two engines differ by design on two points (see docs/explanations.md):
-batch normalisation (iNNvestigate maps it as a layer of its own, with ``sqrt(var² + ε)``;
-we fold it into the previous layer with ``sqrt(var + ε)``) and the α-β rule with bias
-(iNNvestigate puts the whole bias into both denominators; ``full_bias=True`` does the same).
+Batch normalisation is folded into the layer before it (with the correct ``sqrt(var + ε)``)
+before the model is rebuilt, as the native engine does: iNNvestigate's own mapping of the
+layer uses ``sqrt(var² + ε)``. The engines still differ by design on the α-β rule with bias:
+iNNvestigate puts the whole bias into both denominators (``full_bias=True`` does the same
+natively). See docs/explanations.md.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 
 from keras_mlrs.errors import MlrsError
 from keras_mlrs.explain import composites
+from keras_mlrs.explain.canonizers import fold_batchnorm_graph
 from keras_mlrs.explain.engine import LRP, class_indices, flatten_inputs
 from keras_mlrs.explain.graph import trace
 from keras_mlrs.layers import BandNormalization
@@ -42,7 +44,7 @@ from keras_mlrs.layers import BandNormalization
 #: presets iNNvestigate 2.1.2 has (all of ours but lrp.gamma)
 PRESETS = [p for p in composites.PRESETS if p != "lrp.gamma"]
 WORKER = Path(__file__).with_name("_innvestigate_worker.py")
-INSTALL_HINT = "pip install tf-keras==2.21.0 && pip install --no-deps innvestigate==2.1.2 future"
+INSTALL_HINT = "pip install --no-deps tf-keras==2.21.0 innvestigate==2.1.2 future"
 
 
 class InnvestigateError(MlrsError):
@@ -58,7 +60,7 @@ def export(model: keras.Model, folder: Path, inputs, classes, preset: str, param
     """Write the worker's ``spec.json``, ``weights.npz`` and ``inputs.npz`` for ``model``.
 
     Returns the model's input names, in the order of the relevance arrays."""
-    graph = trace(model)
+    graph = fold_batchnorm_graph(trace(model))  # iNNvestigate's own mapping uses sqrt(var² + ε)
     logit_tensor, last = LRP._find_logit(graph)
     steps = graph.steps[: last + 1]
     flat = flatten_inputs(graph, inputs)
@@ -87,11 +89,16 @@ def export(model: keras.Model, folder: Path, inputs, classes, preset: str, param
         config = _tf_keras_config(step.layer)
         if step.outputs[0] == logit_tensor and "activation" in config:
             config["activation"] = "linear"  # start from the logit, as the native engine does
+        if step.kernel is not None:  # kernel layers: the effective weights, batch normalisation folded in
+            config["use_bias"] = step.bias is not None
+            own = [step.kernel] + ([step.bias] if step.bias is not None else [])
+        else:
+            own = step.layer.get_weights()
         layers.append({
             "class": type(step.layer).__name__, "name": step.name, "config": config,
             "inputs": [str(t) for t in step.inputs], "output": str(step.outputs[0]),
         })
-        for i, w in enumerate(step.layer.get_weights()):
+        for i, w in enumerate(own):
             weights[f"{step.name}/{i}"] = np.asarray(w, "float32")
     spec = {
         "inputs": spec_inputs, "layers": layers, "output": str(logit_tensor),
