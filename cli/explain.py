@@ -13,7 +13,7 @@ def explain_command(
     inputs: list[Path] = typer.Argument(
         ..., help="Patch folders, band files of patches, or 12-band GeoTIFFs. With --compare: one patch, then the models."
     ),
-    model: str = typer.Option(None, "--model", "-m", help="A run directory or a .keras file."),
+    model: str = typer.Option(None, "--model", "-m", help="A run directory, a .keras file, or hf://org/name (Hugging Face Hub)."),
     classes: list[str] = typer.Option(None, "--class", "-c", help="A class name (any case) or index; repeat for several."),
     all_predicted: bool = typer.Option(False, "--all-predicted", help="Also explain every class the model predicts."),
     preset: str = typer.Option("lrp.epsilon", "--preset", help="LRP preset (iNNvestigate's names, e.g. lrp.sequential_preset_a)."),

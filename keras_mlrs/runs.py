@@ -72,7 +72,10 @@ def model_file(source) -> Path:
 
 
 def load_model(source, compile: bool = True):
-    """A trained model from a run directory or a ``.keras`` file, loaded in Keras' safe mode.
+    """A trained model from a run directory, a ``.keras`` file, or a Hugging Face Hub
+    repository ``hf://org/name`` (as Keras saves it there; the local Hub cache is used, so
+    with ``HF_HUB_OFFLINE=1`` a model downloaded once loads without a network), loaded in
+    Keras' safe mode.
 
     The model is returned compiled when it was saved compiled, so ``decision_of`` finds
     the decision rule of its loss."""
@@ -80,13 +83,23 @@ def load_model(source, compile: bool = True):
 
     import keras
 
-    path = model_file(source)
+    path = str(source) if str(source).startswith("hf://") else model_file(source)
     try:
         with warnings.catch_warnings():  # a model saved before its first step has no optimizer state yet
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as err:  # noqa: BLE001 - any reason a file is not a loadable model
+        if str(path).startswith("hf://") and type(err).__name__ in _HUB_MISSING:
+            raise RunError(
+                f"{path} is neither in the local Hugging Face cache nor reachable on the Hub ({type(err).__name__}); "
+                "check the name, or connect once without HF_HUB_OFFLINE to download it."
+            ) from None
         raise RunError(f"cannot load {path} as a Keras model: {str(err).splitlines()[0]}") from None
+
+
+#: huggingface_hub's errors for a repository that is neither cached nor downloadable
+_HUB_MISSING = {"LocalEntryNotFoundError", "RepositoryNotFoundError", "RevisionNotFoundError", "OfflineModeIsEnabled",
+                "HfHubHTTPError", "GatedRepoError"}
 
 
 def decision_of(model, override=None):

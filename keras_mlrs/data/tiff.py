@@ -152,6 +152,8 @@ def write_geotiff(path, array: np.ndarray, geo: GeoInfo | None = None) -> Path:
             (34735, "H", len(keys), tuple(keys), False),  # GeoKeyDirectory
         ]
     path = Path(path)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]  # one band: tifffile stores [h, w, 1] as one plane anyway
     with atomic_output(path) as tmp:
         tifffile.imwrite(tmp, np.ascontiguousarray(array), photometric="minisblack",
                          planarconfig="contig" if array.ndim == 3 else None, extratags=extratags)
