@@ -42,10 +42,11 @@ def rng(request):
 MLRS = "import sys; from cli.main import main; sys.argv = ['mlrs', *sys.argv[1:]]; main()"
 
 
-def run_mlrs(*args, timeout=300):
-    """`mlrs` in a fresh process, as a user runs it (stdout and stderr captured as text)."""
+def run_mlrs(*args, timeout=300, env=None):
+    """`mlrs` in a fresh process, as a user runs it (stdout and stderr captured as text);
+    ``env``: variables added to this process's environment."""
     return subprocess.run([sys.executable, "-c", MLRS, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env={**os.environ, **env} if env else None)
 
 
 def one_line_error(result, *fragments):

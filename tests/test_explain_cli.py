@@ -140,23 +140,16 @@ def test_a_model_from_the_hub_cache_offline(models, tmp_path):
     """``--model hf://org/name`` from a seeded Hugging Face cache with HF_HUB_OFFLINE=1 (the
     layout huggingface_hub itself writes: refs/main names the snapshot); an uncached
     repository is a one-line error."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import MLRS
-
     model = keras.saving.load_model(models[0])
     snapshot = tmp_path / "hub" / "models--keras-mlrs--kbranch-test" / "snapshots" / ("0" * 40)
     keras.saving.save_model(model, snapshot, zipped=False)  # what Keras uploads to hf://
     (snapshot.parents[1] / "refs").mkdir()
     (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
-    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "KERAS_BACKEND": "tensorflow"}
+    env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "KERAS_BACKEND": "tensorflow"}
     folder = sample_folders()[0]
 
     def mlrs(*args):
-        return subprocess.run([sys.executable, "-c", MLRS, *map(str, args)], capture_output=True, text=True, env=env,
-                              timeout=300)
+        return run_mlrs(*args, env=env)
 
     done = mlrs("explain", folder, "--model", "hf://keras-mlrs/kbranch-test", "-c", "0", "--out", tmp_path / "hub-out")
     assert done.returncode == 0, done.stderr
