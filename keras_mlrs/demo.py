@@ -29,7 +29,7 @@ def run_demo(out_dir, loss_names=("bce", "sparsemax"), epochs: int = 3, seed: in
                        overwrite=True)
     summary = {"data": str(data), "splits": {k: v["records"] for k, v in manifest["splits"].items()}, "runs": {}}
     test_name = patch_names(data, "test")[0]
-    test_patch = next(p for p in sample_path().iterdir() if p.name == test_name)
+    patch = read_patch(next(p for p in sample_path().iterdir() if p.name == test_name))
     for name in loss_names:
         run_dir = out / "runs" / name
         config = training.TrainConfig(loss=name, data=str(data.resolve()), epochs=epochs, seed=seed, batch_size=1024)
@@ -40,16 +40,15 @@ def run_demo(out_dir, loss_names=("bce", "sparsemax"), epochs: int = 3, seed: in
         eval_dir = run_dir / "evaluation-test"
         evaluation.write_report(report, eval_dir / "report.json", eval_dir, eval_dir / "report.md",
                                 eval_dir / "per_class_f1.png", title=f"{name} on test")
-        prediction = evaluation.predict(model, [read_patch(test_patch)])[0]
+        prediction = evaluation.predict(model, [patch])[0]
         summary["runs"][name] = {
             "run_dir": str(run_dir), "evaluation": str(eval_dir), "decision": runs.decision_of(model).describe(),
             "test": {a: report[a] for a in ("micro", "macro", "samples")},
-            "prediction": {"patch": test_patch.name, "predicted": prediction["labels"],
-                           "true": [c for c, v in zip(CLASS_NAMES, read_patch(test_patch).labels) if v > 0]},
+            "prediction": {"patch": patch.name, "predicted": prediction["labels"],
+                           "true": [c for c, v in zip(CLASS_NAMES, patch.labels) if v > 0]},
         }
     from keras_mlrs.explain import heatmaps, render
 
-    patch = read_patch(test_patch)
     true = [int(i) for i in patch.labels.nonzero()[0]]
     say(f"explaining {patch.name} (true classes) with LRP, one row per model")
     views = []

@@ -28,18 +28,33 @@ def atomic_write_text(path, text: str) -> Path:
     return path
 
 
+class atomic_output:
+    """``with atomic_output(path) as tmp:`` write to ``tmp``; it becomes ``path`` only when
+    the block ends without error (the temporary file keeps ``path``'s suffix)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                os.chmod(self.tmp, 0o666 & ~_umask())
+                os.replace(self.tmp, self.path)
+        finally:
+            self.tmp.unlink(missing_ok=True)
+        return False
+
+
 def atomic_save_model(model, path) -> Path:
     """``model.save(path)`` through a temporary ``.keras`` file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    try:
+    with atomic_output(path) as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def atomic_link(src, dst) -> Path:
@@ -88,25 +103,3 @@ def toml_dumps(table: dict) -> str:
         lines.append(f"\n[{key}]")
         lines.extend(f"{k} = {value(x)}" for k, x in sub.items() if x is not None)
     return "\n".join(lines) + "\n"
-
-
-class atomic_output:
-    """``with atomic_output(path) as tmp:`` write to ``tmp``; it becomes ``path`` only when
-    the block ends without error (the temporary file keeps ``path``'s suffix)."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                os.chmod(self.tmp, 0o666 & ~_umask())
-                os.replace(self.tmp, self.path)
-        finally:
-            self.tmp.unlink(missing_ok=True)
-        return False

@@ -10,8 +10,7 @@ both engines, so the heatmaps are on the same raw-band grid.
 Install it apart from the rest (its metadata pins TensorFlow < 2.15 and NumPy < 2, yet it
 runs on TensorFlow 2.21)::
 
-    pip install tf-keras==2.21.0
-    pip install --no-deps innvestigate==2.1.2 future
+    pip install --no-deps tf-keras==2.21.0 innvestigate==2.1.2 future
 
 Batch normalisation is folded into the layer before it (with the correct ``sqrt(var + ε)``)
 before the model is rebuilt, as the native engine does: iNNvestigate's own mapping of the
@@ -89,9 +88,9 @@ def export(model: keras.Model, folder: Path, inputs, classes, preset: str, param
         config = _tf_keras_config(step.layer)
         if step.outputs[0] == logit_tensor and "activation" in config:
             config["activation"] = "linear"  # start from the logit, as the native engine does
-        if step.kernel is not None:  # kernel layers: the effective weights, batch normalisation folded in
-            config["use_bias"] = step.bias is not None
-            own = [step.kernel] + ([step.bias] if step.bias is not None else [])
+        if step.kernel is not None:  # kernel layers: the effective weights (a bias always, after folding)
+            config["use_bias"] = True
+            own = [step.kernel, step.bias]
         else:
             own = step.layer.get_weights()
         layers.append({

@@ -108,22 +108,22 @@ class AlphaBeta(Rule):
         wp, wn = ops.maximum(layer.kernel, 0), ops.minimum(layer.kernel, 0)
         bp, bn = ops.maximum(layer.bias, 0), ops.minimum(layer.bias, 0)
 
-        def part(w_for_xp, w_for_xn, same_sign):
+        def part(w_for_xp, w_for_xn, b_same, b_other):
+            """``b_same``: the bias part of this half's sign; ``b_other``: the other part."""
             z_xp, z_xn = layer.forward(xp, w_for_xp), layer.forward(xn, w_for_xn)
-            if self.bias and self.full_bias:  # each half carries the bias part of its weights' sign
-                positive = w_for_xp is wp
-                z = (z_xp + (bp if positive else bn)) + (z_xn + (bn if positive else bp))
+            if self.bias and self.full_bias:  # iNNvestigate's grouping: each weight half carries its bias part
+                z = (z_xp + b_same) + (z_xn + b_other)
             elif self.bias:
-                z = z_xp + z_xn + same_sign
+                z = z_xp + z_xn + b_same
             else:
                 z = z_xp + z_xn
             s = safe_divide(R, z)
             return xp * layer.transpose(s, w_for_xp) + xn * layer.transpose(s, w_for_xn)
 
-        activator = part(wp, wn, bp)
+        activator = part(wp, wn, bp, bn)
         if self.beta == 0:
             return activator if self.alpha == 1 else self.alpha * activator
-        return self.alpha * activator - self.beta * part(wn, wp, bn)
+        return self.alpha * activator - self.beta * part(wn, wp, bn, bp)
 
 
 @dataclasses.dataclass(frozen=True)
