@@ -17,6 +17,8 @@ bench_app = typer.Typer(help="Benchmarks: print numbers measured side by side.",
 app.add_typer(bench_app, name="bench")
 data_app = typer.Typer(help="BigEarthNet data: prepare archives into training-ready shards.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+zoo_app = typer.Typer(help="The model zoo: one checkpoint per loss, built and published to the Hub.", no_args_is_help=True)
+app.add_typer(zoo_app, name="zoo")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -6,7 +6,7 @@ Keras (and so TensorFlow) is imported inside the commands that need it, so that
 
 import sys
 
-from cli import commands, doctor, explain, training  # noqa: F401 - they register their commands
+from cli import commands, doctor, explain, hub, training  # noqa: F401 - they register their commands
 from cli.app import app, err_console
 
 

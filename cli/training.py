@@ -188,24 +188,6 @@ app.command("train", cls=_TrainCommand)(train_command)
 
 
 # -- mlrs evaluate ---------------------------------------------------------------------------
-def _resolve_data(source, data, split_scheme):
-    """The data, split scheme and seed to evaluate on: the run's own unless given."""
-    from keras_mlrs import runs, training
-
-    path = Path(source)
-    if runs.is_run_dir(path):
-        cfg = training.TrainConfig.from_toml(path / runs.CONFIG)
-        if data is not None:
-            cfg.data = str(Path(data).expanduser().resolve())
-            cfg.split = "auto"
-    else:
-        cfg = training.TrainConfig(data=str(Path(data).expanduser().resolve()) if data else "")
-    if split_scheme is not None:
-        cfg.split = split_scheme
-        cfg.validate()
-    return cfg
-
-
 def _decision(decision, threshold, model):
     from keras_mlrs.runs import decision_of
 
@@ -237,17 +219,11 @@ def evaluate_command(
 ):
     """The study's tables for a trained model: P/R/F1 micro/macro/weighted/samples, per class, ranking metrics."""
     quiet_tensorflow()
-    from keras_mlrs import evaluation, models, runs
-    from keras_mlrs.data import load
-    from keras_mlrs.data.archives import unpack_if_tar
+    from keras_mlrs import evaluation, runs
 
     net = runs.load_model(model)
-    layout = models.input_layout(net)
     rule = _decision(decision, threshold, net)
-    cfg = _resolve_data(model, data, split_scheme)
-    path = unpack_if_tar(cfg.data_path())
-    ds = load(path, split, batch_size=batch_size, layout=layout, upsampling=cfg.upsampling, shuffle=False,
-              split_scheme=cfg.split_scheme(), fractions=tuple(cfg.fractions), split_seed=cfg.seed)
+    ds, path = evaluation.evaluation_data(net, model, split, data, split_scheme, batch_size)
     with console.status(f"evaluating on the {split} split..."):
         report = evaluation.evaluate(net, ds, decision=rule)
     report = {"model": str(model), "data": str(path), "split": split, **report}

@@ -84,6 +84,50 @@ def evaluate(model, dataset, decision=None, max_samples: int = 2**18) -> dict:
     return report
 
 
+def evaluation_data(model, source=None, split: str = "test", data=None, split_scheme=None, batch_size: int = 256):
+    """The batches to evaluate ``model`` on: ``split`` of ``data`` when given, else of the
+    data (and split scheme) that the run directory ``source`` was trained on, else of the
+    bundled sample. Returns ``(dataset, data path)``."""
+    from keras_mlrs import runs, training
+    from keras_mlrs.data import load
+    from keras_mlrs.data.archives import unpack_if_tar
+    from keras_mlrs.models import input_layout
+
+    if source is not None and runs.is_run_dir(source):
+        cfg = training.TrainConfig.from_toml(Path(source) / runs.CONFIG)
+        if data is not None:
+            cfg.data, cfg.split = str(Path(data).expanduser().resolve()), "auto"
+    else:
+        cfg = training.TrainConfig(data=str(Path(data).expanduser().resolve()) if data else "")
+    if split_scheme is not None:
+        cfg.split = split_scheme
+        cfg.validate()
+    path = unpack_if_tar(cfg.data_path())
+    ds = load(path, split, batch_size=batch_size, layout=input_layout(model), upsampling=cfg.upsampling,
+              shuffle=False, split_scheme=cfg.split_scheme(), fractions=tuple(cfg.fractions), split_seed=cfg.seed)
+    return ds, path
+
+
+def run_report(run_dir, split: str = "test", batch_size: int = 256) -> dict:
+    """The report of the run's best model on ``split`` of its own data: read from
+    ``<run>/evaluation-<split>/report.json`` when that is newer than the model, else
+    computed and written there with every output of ``mlrs evaluate``."""
+    from keras_mlrs import runs
+
+    run_dir = Path(run_dir)
+    model_path = runs.model_file(run_dir)
+    folder = run_dir / f"evaluation-{split}"
+    cached = folder / "report.json"
+    if cached.is_file() and cached.stat().st_mtime >= model_path.stat().st_mtime:
+        return json.loads(cached.read_text())
+    model = runs.load_model(run_dir)
+    ds, path = evaluation_data(model, run_dir, split, batch_size=batch_size)
+    report = {"model": str(run_dir), "data": str(path), "split": split, **evaluate(model, ds)}
+    write_report(report, cached, folder, folder / "report.md", folder / "per_class_f1.png",
+                 title=f"{run_dir.name} on {split}")
+    return report
+
+
 def write_report(report: dict, json_path=None, csv_dir=None, markdown_path=None, figure_path=None, title=""):
     """Write ``report`` (from :func:`evaluate`) as JSON, CSV (``overall.csv`` and
     ``per_class.csv`` in ``csv_dir``), Markdown and the per-class F1 figure; each output

@@ -50,6 +50,36 @@ class atomic_output:
         return False
 
 
+class atomic_folder:
+    """``with atomic_folder(path) as tmp:`` fill the folder ``tmp`` (made beside ``path``); it
+    replaces ``path`` only when the block ends without error, and is removed otherwise."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        import shutil
+
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        os.chmod(self.tmp, 0o777 & ~_umask())  # mkdtemp makes it private
+        if self.path.exists():
+            old = self.path.with_name(f".{self.path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            self.path.rename(old)
+            self.tmp.rename(self.path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            self.tmp.rename(self.path)
+        return False
+
+
 def atomic_save_model(model, path) -> Path:
     """``model.save(path)`` through a temporary ``.keras`` file in the same folder and a rename."""
     with atomic_output(path) as tmp:

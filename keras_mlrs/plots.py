@@ -52,6 +52,28 @@ def learning_curve(history, path, best_epoch: int | None = None, title: str = "V
     _save(fig, path)
 
 
+def learning_curves(histories: dict, path, key: str = "val_f1_samples", target: float | None = None,
+                    title: str = "Validation F1 per epoch"):
+    """One line per run of ``histories`` (name -> history rows) for the metric ``key``, with
+    an optional horizontal line at ``target`` (the study's Figure 6.2)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    longest = max((len(h) for h in histories.values()), default=0)
+    for name, history in histories.items():
+        ax.plot([row["epoch"] for row in history], [row.get(key, float("nan")) for row in history],
+                marker="o" if longest < 30 else None, markersize=3, label=name)
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle=":", label=f"target {target:g}")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(key.replace("val_", "validation ").replace("_", " "))
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    _save(fig, path)
+
+
 def per_class_f1(reports: dict, path, title: str = "F1 per class"):
     """Grouped horizontal bars of per-class F1, one group per class and one bar per entry
     of ``reports`` (name -> a report from :func:`keras_mlrs.evaluation.evaluate`)."""

@@ -53,6 +53,19 @@ def read_state(run_dir) -> dict:
         raise RunError(f"{path} is not valid JSON ({err}); the run directory is damaged.") from None
 
 
+def finished_run(run_dir) -> Path:
+    """``run_dir`` when it is a run that finished training (its ``best.keras`` and
+    ``metrics.json`` written); a one-line :class:`RunError` otherwise."""
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise RunError(f"{run_dir} is not a run directory (no {CONFIG}); give a run written by mlrs train or mlrs zoo build.")
+    state = read_state(run_dir)
+    if not state.get("finished") or not (run_dir / BEST).is_file():
+        raise RunError(f"run {run_dir} has no finished model (it stopped after {state.get('epoch', 0)} epoch(s)); "
+                       f"finish it with mlrs train --resume {run_dir}.")
+    return run_dir
+
+
 def model_file(source) -> Path:
     """The ``.keras`` file behind ``source``: a run directory (its ``best.keras``, else
     ``last.keras``) or a ``.keras`` file."""
@@ -71,11 +84,13 @@ def model_file(source) -> Path:
     return path
 
 
-def load_model(source, compile: bool = True):
-    """A trained model from a run directory, a ``.keras`` file, or a Hugging Face Hub
-    repository ``hf://org/name`` (as Keras saves it there; the local Hub cache is used, so
-    with ``HF_HUB_OFFLINE=1`` a model downloaded once loads without a network), loaded in
-    Keras' safe mode.
+def load_model(source, compile: bool = True, revision: str | None = None):
+    """A trained model from a run directory, a ``.keras`` file, a folder exported for the
+    Hub (``mlrs push --to``), or a Hugging Face Hub repository ``hf://org/name`` (at
+    ``revision``; through the local Hub cache, so with ``HF_HUB_OFFLINE=1`` a model
+    downloaded once loads without a network), loaded in Keras' safe mode. Published models
+    whose card declares another nomenclature or band layout are refused (see
+    :mod:`keras_mlrs.hub`).
 
     The model is returned compiled when it was saved compiled, so ``decision_of`` finds
     the decision rule of its loss."""
@@ -83,23 +98,16 @@ def load_model(source, compile: bool = True):
 
     import keras
 
-    path = str(source) if str(source).startswith("hf://") else model_file(source)
+    from keras_mlrs import hub
+
+    text = str(source)
+    path = hub.resolve(text, revision) if text.startswith("hf://") or hub.is_exported_folder(text) else model_file(source)
     try:
         with warnings.catch_warnings():  # a model saved before its first step has no optimizer state yet
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as err:  # noqa: BLE001 - any reason a file is not a loadable model
-        if str(path).startswith("hf://") and type(err).__name__ in _HUB_MISSING:
-            raise RunError(
-                f"{path} is neither in the local Hugging Face cache nor reachable on the Hub ({type(err).__name__}); "
-                "check the name, or connect once without HF_HUB_OFFLINE to download it."
-            ) from None
-        raise RunError(f"cannot load {path} as a Keras model: {str(err).splitlines()[0]}") from None
-
-
-#: huggingface_hub's errors for a repository that is neither cached nor downloadable
-_HUB_MISSING = {"LocalEntryNotFoundError", "RepositoryNotFoundError", "RevisionNotFoundError", "OfflineModeIsEnabled",
-                "HfHubHTTPError", "GatedRepoError"}
+        raise RunError(f"cannot load {text} as a Keras model: {str(err).splitlines()[0]}") from None
 
 
 def decision_of(model, override=None):
