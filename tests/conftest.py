@@ -59,3 +59,46 @@ def one_line_error(result, *fragments):
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+def seed_hub_cache(folder, repo: str, cache, commit: str = "0" * 40, branch: str = "main"):
+    """Put the repository content ``folder`` (as ``mlrs push --to`` writes it) into the
+    Hugging Face cache ``cache`` in the layout huggingface_hub itself writes: files under
+    ``blobs/`` named by their hash, ``snapshots/<commit>/`` linking to them, and
+    ``refs/<branch>`` naming the commit. Only files travel, as on the Hub (no empty folders)."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(cache) / f"models--{repo.replace('/', '--')}"
+    (root / "blobs").mkdir(parents=True, exist_ok=True)
+    snapshot = root / "snapshots" / commit
+    for path in sorted(Path(folder).rglob("*")):
+        if not path.is_file():
+            continue
+        content = path.read_bytes()
+        blob = root / "blobs" / hashlib.sha256(content).hexdigest()
+        blob.write_bytes(content)
+        link = snapshot / path.relative_to(folder)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    (root / "refs").mkdir(exist_ok=True)
+    (root / "refs" / branch).write_text(commit)
+    return snapshot
+
+
+def run_mlrs_here(capsys, *args):
+    """`mlrs` in this process (as :func:`run_mlrs`, without a new interpreter's start-up):
+    the entry point with its error handling, output captured by ``capsys``."""
+    from cli.main import main
+
+    saved = sys.argv
+    sys.argv = ["mlrs", *map(str, args)]
+    code = 0
+    try:
+        main()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        sys.argv = saved
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)

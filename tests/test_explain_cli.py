@@ -5,7 +5,7 @@ errors that write nothing. TensorFlow backend (the CLI's)."""
 import keras
 import numpy as np
 import pytest
-from conftest import one_line_error, run_mlrs
+from conftest import one_line_error, run_mlrs_here
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -105,23 +105,23 @@ def test_the_innvestigate_engine_gives_the_native_relevance(models, tmp_path):
         assert np.abs(native[c] - reference[c]).max() <= 1e-4 * np.abs(reference[c]).max()
 
 
-def test_bad_explain_inputs_are_one_line_errors_that_write_nothing(models, tmp_path):
+def test_bad_explain_inputs_are_one_line_errors_that_write_nothing(models, tmp_path, capsys):
     folder, out = sample_folders()[0], tmp_path / "out"
     common = ["--model", models[0], "--out", out]
-    one_line_error(run_mlrs("explain", folder, "--class", "urban fabrik", *common),
+    one_line_error(run_mlrs_here(capsys, "explain", folder, "--class", "urban fabrik", *common),
                    "unknown class 'urban fabrik'", "Did you mean 'Urban fabric'?")
-    one_line_error(run_mlrs("explain", folder, "--class", "19", *common), "class index 19 is out of range", "0 to 18")
+    one_line_error(run_mlrs_here(capsys, "explain", folder, "--class", "19", *common), "class index 19 is out of range", "0 to 18")
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")
-    one_line_error(run_mlrs("explain", notes, "--class", "0", *common), "is not a TIFF")
+    one_line_error(run_mlrs_here(capsys, "explain", notes, "--class", "0", *common), "is not a TIFF")
     three = tmp_path / "three.tif"
     write_geotiff(three, np.zeros((120, 120, 3), "uint16"), None)
-    one_line_error(run_mlrs("explain", three, "--class", "0", *common), "has 3 band(s)", "12 bands")
+    one_line_error(run_mlrs_here(capsys, "explain", three, "--class", "0", *common), "has 3 band(s)", "12 bands")
     inputs = keras.Input((120, 120, 12), dtype="uint16")
     x = keras.layers.Conv2D(4, 3)(keras.layers.Rescaling(1 / 1000, name="scale")(inputs))
     odd = keras.Model(inputs, keras.layers.Dense(19)(keras.layers.GlobalAveragePooling2D()(x)))
     odd.save(tmp_path / "odd.keras")
-    one_line_error(run_mlrs("explain", folder, "--class", "0", "--model", tmp_path / "odd.keras", "--out", out),
+    one_line_error(run_mlrs_here(capsys, "explain", folder, "--class", "0", "--model", tmp_path / "odd.keras", "--out", out),
                    "does not support layer 'scale' (Rescaling)")
     assert not out.exists()
 
@@ -133,29 +133,3 @@ def test_bench_explain_prints_both_engines_side_by_side():
     assert "keras-mlrs (native)" in result.output and "iNNvestigate 2.1.2" in result.output
     difference = float(result.output.rsplit("largest value:", 1)[1].split()[0])
     assert difference <= 1e-3  # the full K-Branch with folded batch normalisation, lrp.epsilon
-
-
-
-def test_a_model_from_the_hub_cache_offline(models, tmp_path):
-    """``--model hf://org/name`` from a seeded Hugging Face cache with HF_HUB_OFFLINE=1 (the
-    layout huggingface_hub itself writes: refs/main names the snapshot); an uncached
-    repository is a one-line error."""
-    model = keras.saving.load_model(models[0])
-    snapshot = tmp_path / "hub" / "models--keras-mlrs--kbranch-test" / "snapshots" / ("0" * 40)
-    keras.saving.save_model(model, snapshot, zipped=False)  # what Keras uploads to hf://
-    (snapshot.parents[1] / "refs").mkdir()
-    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
-    env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "KERAS_BACKEND": "tensorflow"}
-    folder = sample_folders()[0]
-
-    def mlrs(*args):
-        return run_mlrs(*args, env=env)
-
-    done = mlrs("explain", folder, "--model", "hf://keras-mlrs/kbranch-test", "-c", "0", "--out", tmp_path / "hub-out")
-    assert done.returncode == 0, done.stderr
-    explain(folder, "--model", models[0], "-c", "0", "--out", tmp_path / "file-out")
-    np.testing.assert_array_equal(np.load(tmp_path / "hub-out" / f"{folder.name}_lrp.npy"),
-                                  np.load(tmp_path / "file-out" / f"{folder.name}_lrp.npy"))
-    one_line_error(mlrs("explain", folder, "--model", "hf://keras-mlrs/absent", "-c", "0", "--out", tmp_path / "x"),
-                   "hf://keras-mlrs/absent is neither in the local Hugging Face cache", "HF_HUB_OFFLINE")
-    assert not (tmp_path / "x").exists()

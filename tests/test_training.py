@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import MLRS, one_line_error, run_mlrs
+from conftest import MLRS, one_line_error, run_mlrs, run_mlrs_here
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -255,33 +255,33 @@ def test_predict_with_another_decision_rule_and_a_multiband_geotiff(trained, tmp
 
 
 # -- bad input: one line, exit 2, nothing written -------------------------------------------------
-def test_bad_training_inputs_are_one_line_errors_that_write_nothing(prepared, tmp_path):
+def test_bad_training_inputs_are_one_line_errors_that_write_nothing(prepared, tmp_path, capsys):
     run = tmp_path / "run"
     common = ["--data", prepared, "--epochs", "1", "--run-dir", run]
-    one_line_error(run_mlrs("train", "--loss", "focall", *common), "unknown loss 'focall'", "bce", "Did you mean 'focal'?")
-    one_line_error(run_mlrs("train", "--loss", "focal", "--gamma", "-1", *common), "gamma")
-    one_line_error(run_mlrs("train", "--loss", "bce", "--margin", "2", *common), "no hyperparameter 'margin'", "beta")
-    one_line_error(run_mlrs("train", "--data", tmp_path / "nowhere", "--run-dir", run), "does not exist")
-    one_line_error(run_mlrs("train", "--model", "resnet5", *common), "unknown model", "resnet50")
-    one_line_error(run_mlrs("train", "--data", data.sample_path(), "--split", "official", "--run-dir", run),
+    one_line_error(run_mlrs_here(capsys, "train", "--loss", "focall", *common), "unknown loss 'focall'", "bce", "Did you mean 'focal'?")
+    one_line_error(run_mlrs_here(capsys, "train", "--loss", "focal", "--gamma", "-1", *common), "gamma")
+    one_line_error(run_mlrs_here(capsys, "train", "--loss", "bce", "--margin", "2", *common), "no hyperparameter 'margin'", "beta")
+    one_line_error(run_mlrs_here(capsys, "train", "--data", tmp_path / "nowhere", "--run-dir", run), "does not exist")
+    one_line_error(run_mlrs_here(capsys, "train", "--model", "resnet5", *common), "unknown model", "resnet50")
+    one_line_error(run_mlrs_here(capsys, "train", "--data", data.sample_path(), "--split", "official", "--run-dir", run),
                    "no patch in the 'validation' split", "--split random")
     assert not run.exists()
     run.mkdir()
     (run / "notes.txt").write_text("mine")
-    one_line_error(run_mlrs("train", *common), "already exists", "--resume", "--overwrite")
-    one_line_error(run_mlrs("train", "--overwrite", *common), "not a run directory")
+    one_line_error(run_mlrs_here(capsys, "train", *common), "already exists", "--resume", "--overwrite")
+    one_line_error(run_mlrs_here(capsys, "train", "--overwrite", *common), "not a run directory")
     assert [p.name for p in run.iterdir()] == ["notes.txt"]
-    one_line_error(run_mlrs("train", "--resume", run), "not a run directory")
+    one_line_error(run_mlrs_here(capsys, "train", "--resume", run), "not a run directory")
 
 
-def test_bad_evaluation_inputs_are_one_line_errors(trained, prepared, tmp_path):
+def test_bad_evaluation_inputs_are_one_line_errors(trained, prepared, tmp_path, capsys):
     other = keras.Sequential([keras.Input((120, 120, 12)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
     other.save(tmp_path / "ten.keras")
-    one_line_error(run_mlrs("evaluate", tmp_path / "ten.keras", "--data", prepared), "outputs 10 classes", "19")
+    one_line_error(run_mlrs_here(capsys, "evaluate", tmp_path / "ten.keras", "--data", prepared), "outputs 10 classes", "19")
     odd = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(19)])
     odd.save(tmp_path / "odd.keras")
-    one_line_error(run_mlrs("evaluate", tmp_path / "odd.keras", "--data", prepared), "match neither BigEarthNet layout")
-    one_line_error(run_mlrs("evaluate", tmp_path / "missing.keras"), "does not exist")
+    one_line_error(run_mlrs_here(capsys, "evaluate", tmp_path / "odd.keras", "--data", prepared), "match neither BigEarthNet layout")
+    one_line_error(run_mlrs_here(capsys, "evaluate", tmp_path / "missing.keras"), "does not exist")
     import shutil
 
     relabelled = tmp_path / "relabelled"
@@ -289,11 +289,11 @@ def test_bad_evaluation_inputs_are_one_line_errors(trained, prepared, tmp_path):
     manifest = json.loads((relabelled / "manifest.json").read_text())
     manifest["nomenclature"]["classes"] = sorted(manifest["nomenclature"]["classes"])  # alphabetical order
     (relabelled / "manifest.json").write_text(json.dumps(manifest))
-    one_line_error(run_mlrs("evaluate", trained, "--data", relabelled), "another nomenclature")
+    one_line_error(run_mlrs_here(capsys, "evaluate", trained, "--data", relabelled), "another nomenclature")
     (tmp_path / "not-a-model.keras").write_text("hello")
-    one_line_error(run_mlrs("evaluate", tmp_path / "not-a-model.keras"), "cannot load")
-    one_line_error(run_mlrs("predict", trained, tmp_path / "nowhere"), "nowhere")
-    one_line_error(run_mlrs("evaluate", trained, "--decision", "sparsemax_support", "--threshold", "0.3"),
+    one_line_error(run_mlrs_here(capsys, "evaluate", tmp_path / "not-a-model.keras"), "cannot load")
+    one_line_error(run_mlrs_here(capsys, "predict", trained, tmp_path / "nowhere"), "nowhere")
+    one_line_error(run_mlrs_here(capsys, "evaluate", trained, "--decision", "sparsemax_support", "--threshold", "0.3"),
                    "--threshold does not apply")
 
 
