@@ -231,7 +231,7 @@ def export(run_dir, folder, repo: str, split: str = "test", license: str = LICEN
                              title=f"{repo}: validation F1 per epoch")
         plots.per_class_f1({config.loss: report}, images / "per_class_f1.png", title=f"F1 per class ({split} split)")
         say(f"explaining an example patch with LRP for {repo}")
-        lrp = _lrp_example(model, images / "lrp_example.png", example_patch)
+        lrp = _lrp_example(model, images / "lrp_example.png", example_patch, label=f"{config.loss} loss")
         (staging / "training").mkdir()
         shutil.copyfile(run_dir / runs.CONFIG, staging / "training" / "config.toml")
         shutil.copyfile(run_dir / runs.HISTORY, staging / "training" / "history.csv")
@@ -241,7 +241,7 @@ def export(run_dir, folder, repo: str, split: str = "test", license: str = LICEN
     return folder
 
 
-def _lrp_example(model, path, patch=None) -> dict:
+def _lrp_example(model, path, patch=None, label: str | None = None) -> dict:
     """An LRP figure of one real patch (its true classes, at most four) for the card."""
     from keras_mlrs.data import read_patch, sample_path
     from keras_mlrs.explain import heatmaps, render
@@ -254,6 +254,7 @@ def _lrp_example(model, path, patch=None) -> dict:
         patch = read_patch(patch)
     classes = [int(i) for i in patch.labels.nonzero()[0]][:4]
     view = heatmaps.explain_patch(model, patch, classes, preset="lrp.epsilon")
+    view.model = label or view.model
     render.heatmap_figure([view], path, title=f"{patch.name}: lrp.epsilon")
     return {"patch": patch.name, "classes": view.class_names, "preset": "lrp.epsilon"}
 
