@@ -70,7 +70,7 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
         The content of ``report.json``, plus ``"files"``: the paths written.
     """
     from keras_mlrs import evaluation, runs
-    from keras_mlrs.data import read_patch, sample_path
+    from keras_mlrs.data import read_patch
     from keras_mlrs.data.nomenclature import CLASS_NAMES
     from keras_mlrs.explain import composites
 
@@ -90,8 +90,9 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
     if patches:
         patch_list = [read_patch(p) for p in patches]
     else:
-        sample = [read_patch(p) for p in sorted(sample_path().iterdir()) if p.is_dir()]
-        patch_list = [max(sample, key=lambda p: (int(p.labels.sum()), p.name))]
+        from keras_mlrs.explain.heatmaps import example_patch
+
+        patch_list = [example_patch()]
     if classes:
         from keras_mlrs.explain.engine import class_indices
 
@@ -155,7 +156,7 @@ def _figures(folder, names, run_dirs, reports, histories, key, target_f1, patch_
             say(f"explaining {patch.name} with {name}")
             wanted = classes
             if not wanted and patch.labels is not None:
-                wanted = [int(i) for i in patch.labels.nonzero()[0]][:4]
+                wanted = heatmaps.true_classes(patch)
             if not wanted:
                 raise InvalidParameterError(f"{patch.name} has no known labels; give the classes to explain with --class.")
             view = heatmaps.explain_patch(models[name], patch, wanted, preset=preset)

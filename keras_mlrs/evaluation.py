@@ -158,16 +158,27 @@ def _csv(header, rows) -> str:
     return out.getvalue()
 
 
+def overall_markdown(report: dict) -> str:
+    """Precision, recall and F1 under each average of ``report``, as a Markdown table."""
+    lines = ["| average | precision | recall | F1 |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {a} | {report[a]['precision']:.4f} | {report[a]['recall']:.4f} | {report[a]['f1']:.4f} |"
+              for a in AVERAGES]
+    return "\n".join(lines)
+
+
+def per_class_markdown(report: dict) -> str:
+    """Precision, recall, F1 and support of every class of ``report``, as a Markdown table."""
+    lines = ["| class | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {n} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | {v['support']:,} |"
+              for n, v in report["per_class"].items()]
+    return "\n".join(lines)
+
+
 def markdown(report: dict, title: str = "") -> str:
     """The report as Markdown tables (overall, per class, ranking metrics)."""
     lines = [f"# {title or 'Evaluation'}", "",
              f"{report['patches']:,} patches; decision rule `{report['decision']['name']}`.", "",
-             "| average | precision | recall | F1 |", "| --- | ---: | ---: | ---: |"]
-    lines += [f"| {a} | {report[a]['precision']:.4f} | {report[a]['recall']:.4f} | {report[a]['f1']:.4f} |"
-              for a in AVERAGES]
-    lines += ["", "| class | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {n} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | {v['support']:,} |"
-              for n, v in report["per_class"].items()]
+             overall_markdown(report), "", per_class_markdown(report)]
     lines += ["", "| metric | value |", "| --- | ---: |"]
     lines += [f"| {k} | {report[k]:.4f} |" for k in ("hamming_loss", "ranking_loss", "coverage_error", "lrap",
                                                     "map_micro", "map_macro")]

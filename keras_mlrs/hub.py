@@ -243,16 +243,14 @@ def export(run_dir, folder, repo: str, split: str = "test", license: str = LICEN
 
 def _lrp_example(model, path, patch=None, label: str | None = None) -> dict:
     """An LRP figure of one real patch (its true classes, at most four) for the card."""
-    from keras_mlrs.data import read_patch, sample_path
+    from keras_mlrs.data import read_patch
     from keras_mlrs.explain import heatmaps, render
 
     if patch is None:
-        folders = sorted(p for p in sample_path().iterdir() if p.is_dir())
-        patches = [read_patch(p) for p in folders]
-        patch = max(patches, key=lambda p: (int(p.labels.sum()), p.name))
+        patch = heatmaps.example_patch()
     elif not hasattr(patch, "groups"):
         patch = read_patch(patch)
-    classes = [int(i) for i in patch.labels.nonzero()[0]][:4]
+    classes = heatmaps.true_classes(patch)
     view = heatmaps.explain_patch(model, patch, classes, preset="lrp.epsilon")
     view.model = label or view.model
     render.heatmap_figure([view], path, title=f"{patch.name}: lrp.epsilon")
@@ -279,7 +277,7 @@ def model_card(model, repo: str, config, state: dict, report: dict, lrp: dict, l
     """The model card (``README.md``): YAML metadata, then the text of ``zoo/model_card.md``."""
     from huggingface_hub import ModelCardData
 
-    from keras_mlrs import decision, losses
+    from keras_mlrs import decision, evaluation, losses
     from keras_mlrs.data.nomenclature import CLASS_NAMES
 
     spec = losses.spec(config.loss)
@@ -312,8 +310,8 @@ def model_card(model, repo: str, config, state: dict, report: dict, lrp: dict, l
         "training": _training_table(config, state),
         "split": split,
         "patches": f"{report['patches']:,}",
-        "overall": _overall_table(report),
-        "per_class": _per_class_table(report),
+        "overall": evaluation.overall_markdown(report),
+        "per_class": evaluation.per_class_markdown(report),
         "lrp_patch": lrp["patch"],
         "lrp_classes": ", ".join(lrp["classes"]),
         "lrp_preset": lrp["preset"],
@@ -347,20 +345,6 @@ def _training_table(config, state) -> str:
     values["best epoch (validation sample-F1)"] = f"{state['best']['epoch']} ({state['best']['value']:.4f})"
     rows = ["| option | value |", "| --- | --- |"]
     rows += [f"| {k} | `{v}` |" for k, v in values.items()]
-    return "\n".join(rows)
-
-
-def _overall_table(report) -> str:
-    rows = ["| average | precision | recall | F1 |", "| --- | ---: | ---: | ---: |"]
-    rows += [f"| {a} | {report[a]['precision']:.4f} | {report[a]['recall']:.4f} | {report[a]['f1']:.4f} |"
-             for a in ("micro", "macro", "weighted", "samples") if a in report]
-    return "\n".join(rows)
-
-
-def _per_class_table(report) -> str:
-    rows = ["| class | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
-    rows += [f"| {n} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | {v['support']:,} |"
-             for n, v in report["per_class"].items()]
     return "\n".join(rows)
 
 

@@ -86,6 +86,20 @@ def rgb_composite(patch, low: float = 2, high: float = 98) -> np.ndarray:
     return np.clip((b10 - lo) / max(hi - lo, 1e-9), 0, 1)
 
 
+def example_patch():
+    """The bundled sample patch with the most labels: the default patch of the figures in
+    model cards and comparison reports."""
+    from keras_mlrs.data import read_patch, sample_path
+
+    patches = [read_patch(p) for p in sorted(sample_path().iterdir()) if p.is_dir()]
+    return max(patches, key=lambda p: (int(p.labels.sum()), p.name))
+
+
+def true_classes(patch, most: int = 4) -> list[int]:
+    """Indices of ``patch``'s labels, at most ``most`` of them (in nomenclature order)."""
+    return [int(i) for i in np.flatnonzero(patch.labels)][:most]
+
+
 def explain_patch(model, patch, classes=None, all_predicted: bool = False, preset: str = "lrp.epsilon",
                   engine: str = "native", decision=None, **rule_params) -> Explanation:
     """Explain ``patch`` (a :class:`keras_mlrs.data.Patch`) for ``classes`` (names or
