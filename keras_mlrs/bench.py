@@ -180,6 +180,12 @@ def _loader_rate_in_subprocess(path, batch_size, epochs=1, limit=None) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _paired_ratio(ours, baseline) -> float:
+    """The median over rounds of ours / baseline, each pair timed back to back: steadier on
+    a shared machine than a ratio of medians taken minutes apart."""
+    return statistics.median(a / b for a, b in zip(ours, baseline))
+
+
 def bench_data(patches: int = 2000, batch_size: int = 256, rounds: int = 3, workdir=None) -> dict:
     """Throughput of preparing and loading BigEarthNet data, measured side by side.
 
@@ -190,6 +196,9 @@ def bench_data(patches: int = 2000, batch_size: int = 256, rounds: int = 3, work
     * load, patches/s into batches: our shards vs the official int64 TFRecord format vs
       reading the raw archive on the fly;
     * peak memory of prepare on the archive and on 4× the archive.
+
+    Throughputs are medians over ``rounds``; ``ratios`` are medians of the per-round
+    ratios (see :func:`_paired_ratio`).
     """
     import tempfile
     import time
@@ -201,7 +210,7 @@ def bench_data(patches: int = 2000, batch_size: int = 256, rounds: int = 3, work
     from keras_mlrs.data.bands import GROUPS
     from keras_mlrs.data.patches import read_patch_folder
     from keras_mlrs.data.pipeline import _OFFICIAL_BANDS
-    from keras_mlrs.data.shards import encode_example
+    from keras_mlrs.data.shards import encode_record
 
     work = Path(workdir or tempfile.mkdtemp(prefix="mlrs-bench-"))
     archive = replicate_sample(work / "archive", patches)
@@ -215,9 +224,10 @@ def bench_data(patches: int = 2000, batch_size: int = 256, rounds: int = 3, work
         for name, reader in (("ours", lambda f: read_patch_folder(f).groups), ("rasterio", read_patch_with_rasterio)):
             start = time.perf_counter()
             for f in subset:
-                encode_example(reader(f), np.zeros(19), f.name)
+                encode_record(reader(f), np.zeros(19), f.name)
             times[name].append(len(subset) / (time.perf_counter() - start))
     results["prepare_patches_per_s"] = {k: statistics.median(v) for k, v in times.items()}
+    ratios = {"prepare_vs_rasterio": _paired_ratio(times["ours"], times["rasterio"])}
 
     # the three sources of the loader
     prepared = work / "prepared"
@@ -248,6 +258,8 @@ def bench_data(patches: int = 2000, batch_size: int = 256, rounds: int = 3, work
         times["official"].append(_loader_rate_in_subprocess(official, batch_size))
         times["raw"].append(_loader_rate_in_subprocess(archive, batch_size, limit=4 * batch_size))
     results["load_patches_per_s"] = {k: statistics.median(v) for k, v in times.items()}
+    ratios["load_vs_official"] = _paired_ratio(times["ours"], times["official"])
+    ratios["load_vs_raw"] = _paired_ratio(times["ours"], times["raw"])
 
     # memory of prepare, 1x and 4x the data
     big = replicate_sample(work / "archive4x", 4 * patches)
@@ -255,6 +267,8 @@ def bench_data(patches: int = 2000, batch_size: int = 256, rounds: int = 3, work
         "1x": _peak_rss_of_prepare(archive, work / "mem1"),
         "4x": _peak_rss_of_prepare(big, work / "mem4"),
     }
+    ratios["prepare_memory_4x_vs_1x"] = results["prepare_peak_rss_mib"]["4x"] / results["prepare_peak_rss_mib"]["1x"]
+    results["ratios"] = ratios
     results["workdir"] = str(work)
     return results
 

@@ -20,6 +20,7 @@ from keras_mlrs.data.archives import (
 )
 from keras_mlrs.data.bands import GROUP_SIZES, GROUPS
 from keras_mlrs.data.nomenclature import CLASS_NAMES, NUM_CLASSES
+from keras_mlrs.data.shards import decode_records, read_manifest, read_records, shard_files
 from keras_mlrs.data.splits import SPLITS, assign_splits
 from keras_mlrs.errors import InvalidParameterError, MlrsError
 
@@ -59,22 +60,8 @@ def stack_groups(groups: dict, method: str = "nearest"):
     return out.numpy() if isinstance(groups["b10m"], np.ndarray) else out
 
 
-def _record_reader(filename):
-    """Records of one shard file. A small read buffer (256 kB) stays in the CPU cache and
-    measured 20-25 % faster than 4 MB on the development machine (see docs/data.md)."""
+def _read_official(filename):
     return _tf().data.TFRecordDataset(filename, buffer_size=1 << 18)
-
-
-def _parse_ours(serialized):
-    tf = _tf()
-    spec = {g: tf.io.FixedLenFeature([], tf.string) for g in GROUPS}
-    spec["labels"] = tf.io.FixedLenFeature([NUM_CLASSES], tf.int64)
-    parsed = tf.io.parse_example(serialized, spec)
-    inputs = {}
-    for g, bands in GROUPS.items():
-        s = GROUP_SIZES[g]
-        inputs[g] = tf.reshape(tf.io.decode_raw(parsed[g], tf.uint16, little_endian=True), [-1, s, s, len(bands)])
-    return inputs, tf.cast(parsed["labels"], tf.float32)
 
 
 def _parse_official(serialized):
@@ -102,8 +89,6 @@ def _normalise_split(split: str) -> str:
 
 def _files_for(path: Path, fmt: str, split: str) -> list[str]:
     if fmt == "prepared":
-        from keras_mlrs.data.shards import read_manifest
-
         manifest = read_manifest(path)
         classes = manifest.get("nomenclature", {}).get("classes")
         bands = {g: tuple(v["bands"]) for g, v in manifest.get("bands", {}).items()}
@@ -112,12 +97,7 @@ def _files_for(path: Path, fmt: str, split: str) -> list[str]:
                 f"{path} holds another nomenclature or band layout than BigEarthNet-19 with bands "
                 f"{GROUPS}; prepare it again with this version of keras-mlrs."
             )
-        if split not in manifest["splits"]:
-            raise MlrsError(
-                f"{path} has no '{split}' split (it has: {', '.join(manifest['splits']) or 'none'}; "
-                f"split scheme: {manifest['split_scheme']}). Prepare with --split random to get all three."
-            )
-        return [str(path / s["file"]) for s in manifest["splits"][split]["shards"]]
+        return shard_files(path, split)
     files = tfrecord_files(path)
     if path.is_dir():
         prefixes = {"train": ("train",), "validation": ("val",), "test": ("test",)}[split]
@@ -202,12 +182,12 @@ def load(
         if shuffle:
             ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         ds = ds.interleave(
-            _record_reader,
+            read_records if fmt == "prepared" else _read_official,
             cycle_length=min(len(files), 8),
             num_parallel_calls=autotune,
             deterministic=seed is not None or not shuffle,
         )
-        parse = _parse_ours if fmt == "prepared" else _parse_official
+        parse = decode_records if fmt == "prepared" else _parse_official
     elif fmt in ("v1", "v2"):
         if split_seed is None:
             split_seed = 0 if seed is None else seed

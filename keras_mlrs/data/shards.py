@@ -1,12 +1,20 @@
 """Our shard format, and ``prepare``: a BigEarthNet archive to training-ready shards.
 
-Each record is a ``tf.train.Example`` with
+Shards are TFRecord files whose records all have the same length, :data:`RECORD_BYTES`:
 
-* ``b10m``, ``b20m``, ``b60m``: the band groups as raw little-endian uint16 bytes
+* the 19-class multi-hot vector as little-endian uint16, padded with zeros to
+  :data:`LABEL_SLOTS` values (so that, after the 12 bytes of TFRecord framing, the bands
+  start on a 64-byte boundary);
+* ``b10m``, ``b20m``, ``b60m``: the band groups as raw little-endian uint16
   (``[120, 120, 4]``, ``[60, 60, 6]``, ``[20, 20, 2]``, band order of
-  :mod:`keras_mlrs.data.bands`);
-* ``labels``: the 19-class multi-hot vector (int64);
-* ``name``: the patch name.
+  :mod:`keras_mlrs.data.bands`), one after the other;
+* the patch name, UTF-8, padded with NUL bytes to :data:`NAME_BYTES`.
+
+Any TFRecord reader can read them. Because every framed record (8-byte length, 4-byte
+CRC, payload, 4-byte CRC) has the same size, the loader reads them as fixed-length
+records and decodes a whole batch with one ``decode_raw``, which is about twice as fast
+as parsing ``tf.train.Example`` protos. Integrity comes from the manifest: each shard's
+SHA-256 and record count, and the loader checks every shard's size before reading.
 
 Shards are ``<split>-<i>-of-<n>.tfrecord`` files beside ``manifest.json``. Writing is
 atomic and resumable: a shard is written under a temporary name and renamed when
@@ -40,25 +48,36 @@ from keras_mlrs.errors import MlrsError
 from keras_mlrs.files import atomic_write_text
 
 FORMAT_NAME = "keras-mlrs-shards"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: label values stored per record (19 used, the rest zero): 12 bytes of framing + 52
+#: bytes of labels put the band groups (whose sizes are multiples of 64 bytes) on
+#: 64-byte boundaries of the framed record
+LABEL_SLOTS = 26
+#: bytes of the NUL-padded patch name in each record
+NAME_BYTES = 128
+#: bytes of each band group in a record, in record order
+GROUP_BYTES = {g: GROUP_SIZES[g] ** 2 * len(bands) * 2 for g, bands in GROUPS.items()}
+#: bytes of one record's payload
+RECORD_BYTES = sum(GROUP_BYTES.values()) + 2 * LABEL_SLOTS + NAME_BYTES
+#: bytes of one record in the file: TFRecord framing (length, CRC; payload; CRC) included
+FRAMED_BYTES = 12 + RECORD_BYTES + 4
+#: where the payload starts in a framed record
+PAYLOAD_OFFSET = 12
 
 
 class PrepareError(MlrsError):
     """``prepare`` cannot proceed (output folder in use, no patch, strict-mode failure)."""
 
 
-def encode_example(groups: dict, labels, name: str) -> bytes:
-    """One patch as a serialized ``tf.train.Example`` of our format."""
-    import tensorflow as tf
-
-    feature = {
-        g: tf.train.Feature(bytes_list=tf.train.BytesList(value=[np.ascontiguousarray(groups[g], "<u2").tobytes()]))
-        for g in GROUPS
-    }
-    feature["labels"] = tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(labels, "int64")))
-    feature["name"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[name.encode()]))
-    example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return example.SerializeToString(deterministic=True)  # map order fixed: same bytes in every process
+def encode_record(groups: dict, labels, name: str) -> bytes:
+    """One patch as a record of our format (see the module docstring)."""
+    encoded = name.encode()
+    if len(encoded) > NAME_BYTES:
+        raise PatchError(f"{name}: the patch name is longer than {NAME_BYTES} bytes")
+    slots = np.zeros(LABEL_SLOTS, "<u2")
+    slots[:NUM_CLASSES] = np.asarray(labels) != 0
+    parts = [np.ascontiguousarray(groups[g], "<u2").tobytes() for g in GROUPS]
+    return slots.tobytes() + b"".join(parts) + encoded.ljust(NAME_BYTES, b"\0")
 
 
 def _sha256(path: Path) -> str:
@@ -97,13 +116,14 @@ def write_shard(job: ShardJob, out: Path, strict: bool = False) -> dict:
                     raise PatchError(f"{ref.name}: no labels (no labels_metadata.json)")
                 if not patch.labels.any():
                     raise PatchError(f"{ref.name}: no BigEarthNet-19 label")
+                record = encode_record(patch.groups, patch.labels, patch.name)
             except MlrsError as err:
                 if strict:
                     tmp.unlink(missing_ok=True)
                     raise PrepareError(f"patch {ref.name}: {err} (--strict stops at the first bad patch)") from None
                 skipped[ref.name] = str(err)
                 continue
-            writer.write(encode_example(patch.groups, patch.labels, patch.name))
+            writer.write(record)
             counts += patch.labels.astype("int64")
             names.append(patch.name)
     meta = {
@@ -275,13 +295,14 @@ def _manifest(plan, results, skipped):
         "split_scheme": plan["split_scheme"],
         "nomenclature": {"name": "BigEarthNet-19", "classes": list(CLASS_NAMES)},
         "bands": {g: {"bands": list(b), "size": GROUP_SIZES[g], "dtype": "uint16"} for g, b in GROUPS.items()},
+        "record_bytes": RECORD_BYTES,
         "splits": splits,
         "skipped": dict(sorted(all_skipped.items())),
     }
 
 
 def read_manifest(path) -> dict:
-    """The manifest of a prepared folder, checked to be ours."""
+    """The manifest of a prepared folder, checked to be ours and of this format version."""
     path = Path(path)
     try:
         manifest = json.loads((path / "manifest.json").read_text())
@@ -289,16 +310,66 @@ def read_manifest(path) -> dict:
         raise MlrsError(f"{path} has no readable manifest.json; run `mlrs data prepare` first.") from None
     if manifest.get("format") != FORMAT_NAME:
         raise MlrsError(f"{path}/manifest.json is not a keras-mlrs shard manifest.")
+    if manifest.get("version") != FORMAT_VERSION:
+        raise MlrsError(
+            f"{path} holds shards of format version {manifest.get('version')}; this keras-mlrs reads version "
+            f"{FORMAT_VERSION}. Run `mlrs data prepare` again with --overwrite."
+        )
     return manifest
+
+
+def shard_files(path, split: str) -> list[str]:
+    """The shard files of ``split`` in a prepared folder, each checked to hold exactly the
+    records the manifest lists (a truncated or replaced shard is refused)."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    if split not in manifest["splits"]:
+        raise MlrsError(
+            f"{path} has no '{split}' split (it has: {', '.join(manifest['splits']) or 'none'}; "
+            f"split scheme: {manifest['split_scheme']}). Prepare with --split random to get all three."
+        )
+    files = []
+    for shard in manifest["splits"][split]["shards"]:
+        file = path / shard["file"]
+        size = file.stat().st_size if file.exists() else None
+        if size != shard["records"] * FRAMED_BYTES:
+            found = "is missing" if size is None else f"has {size} bytes, not {shard['records'] * FRAMED_BYTES}"
+            raise MlrsError(f"shard {file} {found}; run `mlrs data prepare` again to rewrite it.")
+        files.append(str(file))
+    return files
+
+
+def read_records(filename):
+    """The records of one shard file as a ``tf.data.Dataset`` of framed byte strings. A
+    small read buffer (256 kB) stays in the CPU cache and measured faster than 4 MB on
+    the development machine."""
+    import tensorflow as tf
+
+    return tf.data.FixedLengthRecordDataset(filename, FRAMED_BYTES, buffer_size=1 << 18)
+
+
+def decode_records(framed):
+    """A batch of framed records to ``({group: uint16[B, s, s, bands]}, float32[B, 19])``."""
+    import tensorflow as tf
+
+    values = tf.io.decode_raw(framed, tf.uint16, little_endian=True)  # [B, FRAMED_BYTES / 2]
+    at = PAYLOAD_OFFSET // 2
+    labels = tf.cast(values[:, at : at + NUM_CLASSES], tf.float32)
+    inputs, at = {}, at + LABEL_SLOTS
+    for g, bands in GROUPS.items():
+        s, n = GROUP_SIZES[g], GROUP_BYTES[g] // 2
+        inputs[g] = tf.reshape(values[:, at : at + n], [-1, s, s, len(bands)])
+        at += n
+    return inputs, labels
 
 
 def patch_names(path, split: str) -> list[str]:
     """The names of the patches in ``split`` of a prepared folder, in shard order."""
     import tensorflow as tf
 
-    manifest = read_manifest(path)
-    if split not in manifest["splits"]:
-        raise MlrsError(f"{path} has no '{split}' split (it has: {', '.join(manifest['splits'])}).")
-    files = [str(Path(path) / s["file"]) for s in manifest["splits"][split]["shards"]]
-    spec = {"name": tf.io.FixedLenFeature([], tf.string)}
-    return [tf.io.parse_single_example(r, spec)["name"].numpy().decode() for r in tf.data.TFRecordDataset(files)]
+    start = PAYLOAD_OFFSET + RECORD_BYTES - NAME_BYTES
+    names = []
+    for file in shard_files(path, split):
+        for record in read_records(file).map(lambda r: tf.strings.substr(r, start, NAME_BYTES)):
+            names.append(record.numpy().rstrip(b"\0").decode())
+    return names
