@@ -82,10 +82,14 @@ class BandNormalization(keras.layers.Layer):
             )
 
     def call(self, inputs):
+        return self.standardise(inputs)
+
+    def standardise(self, inputs, dtype: str = "float32"):
+        """``(x - mean) / std`` computed in ``dtype`` (the layer's call: float32)."""
         from keras import ops
 
-        x = ops.cast(inputs, "float32")
-        return (x - ops.convert_to_tensor(self.mean, "float32")) / ops.convert_to_tensor(self.std, "float32")
+        x = ops.cast(inputs, dtype)
+        return (x - ops.convert_to_tensor(self.mean, dtype)) / ops.convert_to_tensor(self.std, dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

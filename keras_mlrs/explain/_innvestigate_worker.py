@@ -53,6 +53,7 @@ def main(folder):
             weights.setdefault(key.rsplit("/", 1)[0], []).append(npz[key])
     with np.load(os.path.join(folder, "inputs.npz")) as npz:
         X = [npz[item["name"]] for item in spec["inputs"]]
+    tf_keras.backend.set_floatx(spec.get("dtype", "float32"))
     start = time.perf_counter()
     model = build(spec, weights)
     # Its model checks raise NotImplementedError on any warning (e.g. a ReLU layer);

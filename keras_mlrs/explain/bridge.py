@@ -55,8 +55,10 @@ def available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("innvestigate", "tf_keras"))
 
 
-def export(model: keras.Model, folder: Path, inputs, classes, preset: str, params: dict) -> list[str]:
-    """Write the worker's ``spec.json``, ``weights.npz`` and ``inputs.npz`` for ``model``.
+def export(model: keras.Model, folder: Path, inputs, classes, preset: str, params: dict,
+           dtype: str = "float32") -> list[str]:
+    """Write the worker's ``spec.json``, ``weights.npz`` and ``inputs.npz`` for ``model``,
+    weights and inputs in ``dtype`` (the precision iNNvestigate computes in).
 
     Returns the model's input names, in the order of the relevance arrays."""
     graph = fold_batchnorm_graph(trace(model))  # iNNvestigate's own mapping uses sqrt(var² + ε)
@@ -71,12 +73,12 @@ def export(model: keras.Model, folder: Path, inputs, classes, preset: str, param
         if len(readers) == 1 and isinstance(readers[0].layer, BandNormalization):
             norm = readers[0]
             skip.add(id(norm))
-            x = np.asarray(keras.ops.convert_to_numpy(norm.layer.call(keras.ops.convert_to_tensor(values[tid]))))
+            x = np.asarray(keras.ops.convert_to_numpy(norm.layer.standardise(values[tid], dtype)))
             tensor = norm.outputs[0]
         else:
             x, tensor = np.asarray(values[tid], "float32"), tid
         spec_inputs.append({"name": names[tid], "tensor": str(tensor), "shape": list(x.shape[1:])})
-        arrays[names[tid]] = x.astype("float32")
+        arrays[names[tid]] = x.astype(dtype)
     layers, weights = [], {}
     for step in steps:
         if id(step) in skip:
@@ -98,10 +100,10 @@ def export(model: keras.Model, folder: Path, inputs, classes, preset: str, param
             "inputs": [str(t) for t in step.inputs], "output": str(step.outputs[0]),
         })
         for i, w in enumerate(own):
-            weights[f"{step.name}/{i}"] = np.asarray(w, "float32")
+            weights[f"{step.name}/{i}"] = np.asarray(w, "float32").astype(dtype)
     spec = {
         "inputs": spec_inputs, "layers": layers, "output": str(logit_tensor),
-        "preset": preset, "params": params, "classes": [int(c) for c in classes],
+        "preset": preset, "params": params, "classes": [int(c) for c in classes], "dtype": dtype,
     }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "spec.json").write_text(json.dumps(spec))
@@ -132,7 +134,8 @@ def _tf_keras_config(layer) -> dict:
     return config
 
 
-def innvestigate_lrp(model, inputs, classes, preset: str = "lrp.epsilon", timeout: float = 1800, **params):
+def innvestigate_lrp(model, inputs, classes, preset: str = "lrp.epsilon", timeout: float = 1800,
+                     dtype: str = "float32", **params):
     """Relevance by iNNvestigate 2.1.2, in the structure :func:`keras_mlrs.explain.lrp`
     returns (each array ``[batch, len(classes), *input_shape]``).
 
@@ -141,18 +144,21 @@ def innvestigate_lrp(model, inputs, classes, preset: str = "lrp.epsilon", timeou
         inputs, classes: as for :func:`keras_mlrs.explain.lrp` (indices or names).
         preset: an iNNvestigate analyzer name (see :data:`PRESETS`).
         timeout: seconds before the worker process is stopped.
+        dtype: ``"float32"`` or ``"float64"``, the precision of iNNvestigate's model
+            (``tf_keras`` floatx); the native engine takes the same argument.
         **params: the analyzer's parameters (``epsilon``, ``alpha``, ``beta``, ``bias``).
 
     Returns:
         ``(relevance, timing)``: timing has ``build_s`` (analyzer construction) and
         ``analyze_s`` (the analysis calls) measured inside the worker.
     """
-    return run_many([(model, inputs, classes, preset, params)], timeout=timeout)[0]
+    return run_many([(model, inputs, classes, preset, {**params, "dtype": dtype})], timeout=timeout)[0]
 
 
 def run_many(requests, timeout: float = 1800) -> list:
     """Several :func:`innvestigate_lrp` requests ``(model, inputs, classes, preset, params)``
-    in one worker process (TensorFlow starts once); one ``(relevance, timing)`` each."""
+    in one worker process (TensorFlow starts once); one ``(relevance, timing)`` each.
+    ``params`` may hold ``dtype``; ``full_bias`` is ignored (iNNvestigate always does that)."""
     if not available():
         raise InnvestigateError(f"the iNNvestigate engine needs iNNvestigate and tf_keras; install them: {INSTALL_HINT}")
     with tempfile.TemporaryDirectory(prefix="mlrs-innvestigate-") as tmp:
@@ -160,10 +166,11 @@ def run_many(requests, timeout: float = 1800) -> list:
         for i, (model, inputs, classes, preset, params) in enumerate(requests):
             if preset not in PRESETS:
                 raise InnvestigateError(f"iNNvestigate has no preset '{preset}'; its presets: {', '.join(PRESETS)}.")
-            params = {k: v for k, v in params.items() if k != "full_bias"}
+            dtype = params.get("dtype", "float32")
+            params = {k: v for k, v in params.items() if k not in ("full_bias", "dtype")}
             class_ids = class_indices(classes, int(model.outputs[0].shape[-1]))
             folders.append(Path(tmp) / str(i))
-            names.append(export(model, folders[-1], inputs, class_ids, preset, params))
+            names.append(export(model, folders[-1], inputs, class_ids, preset, params, dtype))
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
         env.pop("KERAS_BACKEND", None)
         try:
