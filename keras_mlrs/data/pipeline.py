@@ -19,8 +19,8 @@ from keras_mlrs.data.archives import (
     unpack_if_tar,
 )
 from keras_mlrs.data.bands import GROUP_SIZES, GROUPS
-from keras_mlrs.data.nomenclature import CLASS_NAMES, NUM_CLASSES
-from keras_mlrs.data.shards import decode_records, read_manifest, read_records, shard_files
+from keras_mlrs.data.nomenclature import NUM_CLASSES
+from keras_mlrs.data.shards import decode_records, read_records, shard_files
 from keras_mlrs.data.splits import SPLITS, assign_splits
 from keras_mlrs.errors import InvalidParameterError, MlrsError
 
@@ -89,14 +89,6 @@ def _normalise_split(split: str) -> str:
 
 def _files_for(path: Path, fmt: str, split: str) -> list[str]:
     if fmt == "prepared":
-        manifest = read_manifest(path)
-        classes = manifest.get("nomenclature", {}).get("classes")
-        bands = {g: tuple(v["bands"]) for g, v in manifest.get("bands", {}).items()}
-        if classes != list(CLASS_NAMES) or bands != GROUPS:
-            raise MlrsError(
-                f"{path} holds another nomenclature or band layout than BigEarthNet-19 with bands "
-                f"{GROUPS}; prepare it again with this version of keras-mlrs."
-            )
         return shard_files(path, split)
     files = tfrecord_files(path)
     if path.is_dir():

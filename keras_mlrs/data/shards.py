@@ -302,7 +302,8 @@ def _manifest(plan, results, skipped):
 
 
 def read_manifest(path) -> dict:
-    """The manifest of a prepared folder, checked to be ours and of this format version."""
+    """The manifest of a prepared folder, checked to be ours, of this format version, and
+    of the BigEarthNet-19 nomenclature and band layout."""
     path = Path(path)
     try:
         manifest = json.loads((path / "manifest.json").read_text())
@@ -314,6 +315,13 @@ def read_manifest(path) -> dict:
         raise MlrsError(
             f"{path} holds shards of format version {manifest.get('version')}; this keras-mlrs reads version "
             f"{FORMAT_VERSION}. Run `mlrs data prepare` again with --overwrite."
+        )
+    classes = manifest.get("nomenclature", {}).get("classes")
+    bands = {g: tuple(v["bands"]) for g, v in manifest.get("bands", {}).items()}
+    if classes != list(CLASS_NAMES) or bands != GROUPS:
+        raise MlrsError(
+            f"{path} holds another nomenclature or band layout than BigEarthNet-19 with bands "
+            f"{GROUPS}; prepare it again with this version of keras-mlrs."
         )
     return manifest
 

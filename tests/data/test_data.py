@@ -213,7 +213,7 @@ def test_shards_are_plain_tfrecords_of_fixed_length_records(sample, tmp_path):
     assert data.patch_names(tmp_path / "out", "train") == names
 
 
-def test_truncated_shard_or_older_format_is_refused_in_one_line(sample, tmp_path):
+def test_truncated_shard_older_format_or_other_class_order_is_refused_in_one_line(sample, tmp_path):
     out = tmp_path / "out"
     data.prepare(sample, out, workers=1)
     shard = next(out.glob("train-*.tfrecord"))
@@ -227,6 +227,10 @@ def test_truncated_shard_or_older_format_is_refused_in_one_line(sample, tmp_path
     manifest = json.loads((out / "manifest.json").read_text())
     (out / "manifest.json").write_text(json.dumps({**manifest, "version": 1}))
     with pytest.raises(MlrsError, match="format version 1; this keras-mlrs reads version 2. Run `mlrs data prepare`"):
+        data.load(out, "train")
+    alphabetical = {**manifest, "nomenclature": {"name": "BigEarthNet-19", "classes": sorted(data.CLASS_NAMES)}}
+    (out / "manifest.json").write_text(json.dumps(alphabetical))
+    with pytest.raises(MlrsError, match="another nomenclature or band layout than BigEarthNet-19"):
         data.load(out, "train")
 
 
