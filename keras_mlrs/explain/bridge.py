@@ -36,7 +36,7 @@ import numpy as np
 from keras_mlrs.errors import MlrsError
 from keras_mlrs.explain import composites
 from keras_mlrs.explain.canonizers import fold_batchnorm_graph
-from keras_mlrs.explain.engine import LRP, class_indices, flatten_inputs
+from keras_mlrs.explain.engine import LRP, check_dtype, class_indices, flatten_inputs
 from keras_mlrs.explain.graph import trace
 from keras_mlrs.layers import BandNormalization
 
@@ -61,6 +61,7 @@ def export(model: keras.Model, folder: Path, inputs, classes, preset: str, param
     weights and inputs in ``dtype`` (the precision iNNvestigate computes in).
 
     Returns the model's input names, in the order of the relevance arrays."""
+    check_dtype(dtype)  # the band normalisation below computes in it
     graph = fold_batchnorm_graph(trace(model))  # iNNvestigate's own mapping uses sqrt(var² + ε)
     logit_tensor, last = LRP._find_logit(graph)
     steps = graph.steps[: last + 1]

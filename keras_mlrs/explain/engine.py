@@ -78,6 +78,18 @@ def compile_function(fn, jit: bool):
     raise UnsupportedModelError(f"LRP runs on the tensorflow and jax backends, not '{backend}'; set KERAS_BACKEND.")
 
 
+def check_dtype(dtype: str) -> str:
+    """``dtype`` if LRP can compute in it on this backend, else a one-line error."""
+    if dtype not in ("float32", "float64"):
+        raise InvalidParameterError(f"LRP computes in float32 or float64, not '{dtype}'.")
+    if dtype == "float64" and keras.backend.backend() == "jax":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            raise InvalidParameterError("float64 LRP on JAX needs 64-bit mode; set JAX_ENABLE_X64=1.")
+    return dtype
+
+
 class KernelView:
     """A kernel layer as the rules see it: ``forward(x, W, b)``, ``transpose(s, W)`` and
     the effective ``kernel`` and ``bias`` (batch normalisation folded in)."""
@@ -177,14 +189,7 @@ class LRP:
 
     def __init__(self, model: keras.Model, preset="lrp.epsilon", jit: bool | None = None, dtype: str = "float32",
                  **rule_params):
-        if dtype not in ("float32", "float64"):
-            raise InvalidParameterError(f"LRP computes in float32 or float64, not '{dtype}'.")
-        if dtype == "float64" and keras.backend.backend() == "jax":
-            import jax
-
-            if not jax.config.jax_enable_x64:
-                raise InvalidParameterError("float64 LRP on JAX needs 64-bit mode; set JAX_ENABLE_X64=1.")
-        self.dtype = dtype
+        self.dtype = check_dtype(dtype)
         self.model = model
         self.composite = composites.get(preset, **rule_params)
         self.preset = preset if isinstance(preset, str) else "custom"
@@ -425,4 +430,4 @@ def lrp(model, inputs, classes, preset="lrp.epsilon", batch_size: int | None = N
     return per_model[key](inputs, classes, batch_size=batch_size)
 
 
-__all__ = ["LRP", "KernelView", "class_indices", "compile_function", "flatten_inputs", "lrp", "vjp"]
+__all__ = ["LRP", "KernelView", "check_dtype", "class_indices", "compile_function", "flatten_inputs", "lrp", "vjp"]
