@@ -1,23 +1,24 @@
 """``mlrs doctor``: what a user pastes into a bug report."""
 
+import json
+
 import typer
 from rich.table import Table
 
-from cli.app import app, console, quiet_tensorflow
+from keras_mlrs.cli.app import TOOLS, app, console, quiet_tensorflow
 
 
-@app.command("doctor")
+@app.command("doctor", rich_help_panel=TOOLS)
 def doctor_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ):
     """Versions, backend, visible devices, XLA, the iNNvestigate engine, the Hugging Face cache."""
     quiet_tensorflow()
-    from keras_mlrs.doctor import report
+    # the library loads with the command (Keras off the --help path)
+    from keras_mlrs.study.doctor import report
 
     info = report()
     if as_json:
-        import json
-
         print(json.dumps(info, indent=1))
         return
     table = Table(title="mlrs doctor", show_header=False)

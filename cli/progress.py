@@ -22,7 +22,7 @@ class _Rate(ProgressColumn):
 
 
 class TrainingProgress(keras.callbacks.Callback):
-    """A Keras callback for :func:`keras_mlrs.training.train`: pass it in ``callbacks`` and
+    """A Keras callback for :func:`keras_mlrs.runs.train`: pass it in ``callbacks`` and
     its :meth:`start` as ``on_start``."""
 
     def __init__(self, console):

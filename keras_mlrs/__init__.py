@@ -1,26 +1,102 @@
 """keras-mlrs: multi-label remote-sensing image classification with Keras 3.
 
-Importing the package registers every loss, metric, layer and decision rule with
-Keras' serialization, so ``keras.saving.load_model`` restores models that use them.
+The package is layered; each layer imports only those below it::
+
+    errors, files,     user errors and the registry helper; atomic outputs and figures;
+    version            the installed version
+    bigearthnet        BigEarthNet-19 as data: nomenclature, bands, statistics, split lists
+    core               ops, layers, losses, decision rules, metrics (keras.ops only)
+    data               patches, sources on disk, shards, the loader
+    models             the K-Branch CNN, backbones, the model registry, model inputs
+    explain            LRP: rules, composites, canonizers, engine, patch heatmaps
+    runs               training runs: configuration, run directory, training, evaluation
+    hub                the Hugging Face Hub and the zoo's recipes
+    study              the comparison report, the demo, doctor, benchmarks
+    cli                the ``mlrs`` command
+
+Importing the package is cheap: its modules load on first use, and the most used ones are
+attributes here (``keras_mlrs.losses`` is :mod:`keras_mlrs.core.losses`, and so on for
+``metrics``, ``layers``, ``decision`` and ``ops``). Its Keras objects (losses, metrics,
+layers, decision rules) are registered with Keras' serialization as soon as Keras is
+loaded, before or after ``import keras_mlrs``, so ``keras.saving.load_model`` restores
+models that use them.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+import importlib.abc
+import importlib.util
+import sys
 
-try:
-    __version__ = version("keras-mlrs")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+from keras_mlrs.errors import MlrsError
+from keras_mlrs.version import __version__
 
-from keras_mlrs import data, decision, layers, losses, metrics, models, ops  # noqa: E402
-from keras_mlrs.errors import MlrsError  # noqa: E402
+#: Attribute -> the module it names.
+_MODULES = {
+    "decision": "keras_mlrs.core.decision",
+    "layers": "keras_mlrs.core.layers",
+    "losses": "keras_mlrs.core.losses",
+    "metrics": "keras_mlrs.core.metrics",
+    "ops": "keras_mlrs.core.ops",
+    **{name: f"keras_mlrs.{name}" for name in ("bigearthnet", "core", "data", "explain", "hub", "models", "runs",
+                                               "study")},
+}
+
+
+def __getattr__(name):
+    if name in _MODULES:
+        module = importlib.import_module(_MODULES[name])
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'keras_mlrs' has no attribute '{name}'")
+
+
+def __dir__():
+    return sorted({*globals(), *_MODULES})
 
 
 def from_pretrained(source: str, revision: str | None = None, compile: bool = True):
     """A published keras-mlrs model from the Hugging Face Hub (``"ORG/NAME"`` or
     ``"hf://ORG/NAME"``) or an exported folder; see :func:`keras_mlrs.hub.from_pretrained`."""
-    from keras_mlrs import hub
+    from keras_mlrs.hub import from_pretrained as load  # the Hub layer loads on first use
 
-    return hub.from_pretrained(source, revision=revision, compile=compile)
+    return load(source, revision=revision, compile=compile)
 
 
-__all__ = ["MlrsError", "__version__", "from_pretrained", "data", "decision", "layers", "losses", "metrics", "models", "ops"]
+class _RegisterWithKeras(importlib.abc.MetaPathFinder):
+    """Imports :mod:`keras_mlrs.core` (which registers keras-mlrs' objects with Keras' serialization)
+    right after Keras itself is imported, so that ``import keras_mlrs`` does not load Keras."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _ThenRegister(spec.loader)
+        return spec
+
+
+class _ThenRegister(importlib.abc.Loader):
+    """Keras' own loader, followed by the import of :mod:`keras_mlrs.core`."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        importlib.import_module("keras_mlrs.core")
+
+    def __getattr__(self, name):  # the rest of the loader's interface (resources, source...)
+        return getattr(self.loader, name)
+
+
+if "keras" in sys.modules:
+    importlib.import_module("keras_mlrs.core")
+elif not any(isinstance(finder, _RegisterWithKeras) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterWithKeras())
+
+
+__all__ = ["MlrsError", "__version__", "from_pretrained", *_MODULES]

@@ -1,7 +1,11 @@
-"""File helpers: outputs are written atomically, so an interrupted run never leaves a
-file that looks complete."""
+"""Writing outputs: every file keras-mlrs writes goes through :func:`atomic_output` (a
+temporary file beside the target, renamed into place when complete), so an interrupted
+run never leaves a file that looks complete. Folders go through :class:`atomic_folder`,
+figures through :func:`save_figure`.
+"""
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,42 +16,44 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_text(path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 class atomic_output:
     """``with atomic_output(path) as tmp:`` write to ``tmp``; it becomes ``path`` only when
-    the block ends without error (the temporary file keeps ``path``'s suffix)."""
+    the block ends without error, and is removed otherwise. The temporary file is unique
+    (two writers never share it), hidden, and keeps ``path``'s suffix (some writers infer
+    the format from it)."""
 
     def __init__(self, path):
         self.path = Path(path)
 
     def __enter__(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}")
+        os.close(fd)
+        self.tmp = Path(tmp)
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
         try:
             if exc_type is None:
-                os.chmod(self.tmp, 0o666 & ~_umask())
+                os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
                 os.replace(self.tmp, self.path)
         finally:
             self.tmp.unlink(missing_ok=True)
         return False
+
+
+def atomic_write_text(path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see :class:`atomic_output`)."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def atomic_save_model(model, path) -> Path:
+    """``model.save(path)`` atomically (see :class:`atomic_output`)."""
+    with atomic_output(path) as tmp:
+        model.save(tmp)
+    return Path(path)
 
 
 class atomic_folder:
@@ -63,8 +69,6 @@ class atomic_folder:
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
-        import shutil
-
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return False
@@ -80,30 +84,40 @@ class atomic_folder:
         return False
 
 
-def atomic_save_model(model, path) -> Path:
-    """``model.save(path)`` through a temporary ``.keras`` file in the same folder and a rename."""
-    with atomic_output(path) as tmp:
-        model.save(tmp)
-    return Path(path)
-
-
 def atomic_link(src, dst) -> Path:
     """Make ``dst`` the same file as ``src`` (a hard link, or a copy where links are not
     supported), replacing ``dst`` atomically."""
-    import shutil
-
     src, dst = Path(src), Path(dst)
     if dst.exists() and os.path.samefile(src, dst):
         return dst
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-    tmp.unlink(missing_ok=True)  # rename() leaves both names when they already were one file
+    with atomic_output(dst) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
     return dst
+
+
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend."""
+    # imported here: matplotlib is needed only by the commands that draw figures
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt  # after choosing the backend
+
+    return plt
+
+
+def save_figure(fig, path, dpi: int = 120) -> Path:
+    """Write a matplotlib figure as PNG, atomically, and close it."""
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    finally:
+        pyplot().close(fig)
+    return Path(path)
 
 
 def toml_dumps(table: dict) -> str:

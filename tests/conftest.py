@@ -1,36 +1,22 @@
-"""Shared test helpers. Tests run under whichever backend KERAS_BACKEND names
-(tensorflow by default); CI runs the suite under tensorflow and jax."""
+"""Fixtures shared by the suite. Tests run under whichever backend KERAS_BACKEND names
+(tensorflow by default); CI runs the suite under TensorFlow and the tests marked
+``backends`` under JAX too. Trained runs are made once per session, through the CLI, and
+read by every test that needs one; tests that change a run copy it first."""
 
 import os
-import subprocess
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# the commands' tables are read by the tests: a wide console keeps each row on one line
+# (set before the consoles exist: a console fixes its width when COLUMNS is set then)
+os.environ["COLUMNS"] = "250"
 
-import keras  # noqa: E402
+import shutil  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-BACKEND = keras.backend.backend()
-
-
-def value_and_grad(fn, x):
-    """Value of scalar ``fn(x)`` and its gradient with respect to ``x`` (a numpy float32 array),
-    through the active backend's autodiff. Returns numpy arrays."""
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        xt = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            value = fn(xt)
-        return np.asarray(value), np.asarray(tape.gradient(value, xt))
-    if BACKEND == "jax":
-        import jax
-
-        value, grad = jax.value_and_grad(lambda t: fn(t))(x)
-        return np.asarray(value), np.asarray(grad)
-    pytest.skip(f"no gradient helper for backend {BACKEND}")
+from helpers import TINY, TINY_FLAGS  # noqa: E402
+from keras_mlrs import data  # noqa: E402
 
 
 @pytest.fixture(params=[0, 1, 2, 3], ids=lambda s: f"seed{s}")
@@ -38,67 +24,59 @@ def rng(request):
     return np.random.default_rng(request.param)
 
 
-#: Runs the `mlrs` entry point in a fresh Python process: ``[sys.executable, "-c", MLRS, *args]``.
-MLRS = "import sys; from cli.main import main; sys.argv = ['mlrs', *sys.argv[1:]]; main()"
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory):
+    """A private copy of the bundled 6-patch sample (tests that damage it copy it again)."""
+    dst = tmp_path_factory.mktemp("sample") / "BigEarthNet-S2-Example"
+    shutil.copytree(data.sample_path(), dst, ignore=shutil.ignore_patterns(".complete"))
+    return dst
 
 
-def run_mlrs(*args, timeout=300, env=None):
-    """`mlrs` in a fresh process, as a user runs it (stdout and stderr captured as text);
-    ``env``: variables added to this process's environment."""
-    return subprocess.run([sys.executable, "-c", MLRS, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **env} if env else None)
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory):
+    """The sample prepared with a random split (seed 0): 3 train, 1 validation, 1 test patch."""
+    out = tmp_path_factory.mktemp("prepared") / "sample"
+    data.prepare(data.sample_path(), out, split="random", seed=0, fractions=(0.6, 0.2, 0.2), workers=1)
+    return out
 
 
-def one_line_error(result, *fragments):
-    """Assert that ``result`` (of :func:`run_mlrs`) is a user error: exit code 2, one line
-    on stderr containing every fragment, no traceback. Returns the line."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
+@pytest.fixture(scope="session")
+def patches():
+    """The 6 real sample patches and 2 of uniform random bands, as K-Branch inputs."""
+    real = [data.read_patch(p) for p in sorted(data.sample_path().iterdir()) if p.is_dir()]
+    rng = np.random.default_rng(0)
+    out = {}
+    for group, array in real[0].groups.items():
+        random = rng.integers(0, 4000, (2, *array.shape)).astype("uint16")
+        out[group] = np.concatenate([np.stack([p.groups[group] for p in real]), random])
+    return out
 
 
-def seed_hub_cache(folder, repo: str, cache, commit: str = "0" * 40, branch: str = "main"):
-    """Put the repository content ``folder`` (as ``mlrs push --to`` writes it) into the
-    Hugging Face cache ``cache`` in the layout huggingface_hub itself writes: files under
-    ``blobs/`` named by their hash, ``snapshots/<commit>/`` linking to them, and
-    ``refs/<branch>`` naming the commit. Only files travel, as on the Hub (no empty folders)."""
-    import hashlib
-    from pathlib import Path
+@pytest.fixture(scope="session")
+def tiny_runs(prepared, tmp_path_factory):
+    """One finished run per decision rule, each trained by `mlrs train` for 2 epochs of 2
+    steps on the prepared sample with a narrow K-Branch CNN: ``{loss: (run directory, the
+    command's output)}``. bce (sigmoid) and sparsemax (its support) from flags; ranking
+    (logit) from a configuration file whose hyperparameter the command line overrides."""
+    from typer.testing import CliRunner
 
-    root = Path(cache) / f"models--{repo.replace('/', '--')}"
-    (root / "blobs").mkdir(parents=True, exist_ok=True)
-    snapshot = root / "snapshots" / commit
-    for path in sorted(Path(folder).rglob("*")):
-        if not path.is_file():
-            continue
-        content = path.read_bytes()
-        blob = root / "blobs" / hashlib.sha256(content).hexdigest()
-        blob.write_bytes(content)
-        link = snapshot / path.relative_to(folder)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    (root / "refs").mkdir(exist_ok=True)
-    (root / "refs" / branch).write_text(commit)
-    return snapshot
+    from keras_mlrs.cli.main import app
 
-
-def run_mlrs_here(capsys, *args):
-    """`mlrs` in this process (as :func:`run_mlrs`, without a new interpreter's start-up):
-    the entry point with its error handling, output captured by ``capsys``."""
-    from cli.main import main
-
-    saved = sys.argv
-    sys.argv = ["mlrs", *map(str, args)]
-    code = 0
-    try:
-        main()
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    finally:
-        sys.argv = saved
-    out = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, out.out, out.err)
+    root = tmp_path_factory.mktemp("runs")
+    config = root / "ranking.toml"
+    config.write_text(f'loss = "ranking"\ndata = "{prepared}"\nepochs = 2\nbatch_size = 2\nlr = 0.002\n'
+                      "[loss_params]\nmargin = 0.5\n[model_params]\n" + "".join(f"{k} = {v}\n" for k, v in TINY.items()))
+    commands = {
+        "bce": ["--loss", "bce", "--data", str(prepared), "--epochs", "2", "--batch-size", "2", "--lr", "0.001",
+                *TINY_FLAGS],
+        "ranking": ["--config", str(config), "--margin", "2"],
+        "sparsemax": ["--loss", "sparsemax", "--data", str(prepared), "--epochs", "2", "--batch-size", "2", "--lr",
+                      "0.001", *TINY_FLAGS],
+    }
+    out = {}
+    for loss, args in commands.items():
+        run = root / loss
+        result = CliRunner().invoke(app, ["train", *args, "--run-dir", str(run)], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        out[loss] = (run, result.output)
+    return out

@@ -1,30 +1,37 @@
-"""BigEarthNet data: nomenclature, bands, splits, readers, shards and the tf.data loader.
+"""BigEarthNet data: reading patches, the sources on disk, our shards and the loader.
 
 The most used names are importable from here: :func:`load`, :func:`prepare`,
-:func:`read_patch`, :func:`sample_path`, :data:`CLASS_NAMES`. Reading and writing data
-needs TensorFlow, imported when first used.
+:func:`read_patch`, :func:`sample_path`, and the BigEarthNet-19 facts of
+:mod:`keras_mlrs.bigearthnet` (:data:`CLASS_NAMES`...). Reading patches and shards needs
+NumPy only; the ``tf.data`` loader and the TFRecord writers import TensorFlow when used.
 """
 
-from keras_mlrs.data.archives import detect_format, sample_path
-from keras_mlrs.data.bands import BAND_MEAN, BAND_STD, GROUP_SIZES, GROUPS, STACKED_BANDS
-from keras_mlrs.data.nomenclature import (
+from keras_mlrs.bigearthnet import (
+    BAND_MEAN,
+    BAND_STD,
     CLASS_NAMES,
     CORINE_LABELS,
     CORINE_TO_19,
+    GROUP_SIZES,
+    GROUPS,
     NUM_CLASSES,
     SPLIT_SIZES,
+    STACKED_BANDS,
     TRAIN_CLASS_COUNTS,
     class_index,
+    excluded_patches,
+    official_splits,
     to_multi_hot,
 )
-from keras_mlrs.data.patches import Patch, PatchError, read_patch
-from keras_mlrs.data.pipeline import load, stack_groups
+from keras_mlrs.data.patch import Patch, read_patch, stack_groups
+from keras_mlrs.data.pipeline import detect_format, load, open_source
 from keras_mlrs.data.shards import patch_names, prepare, read_manifest
-from keras_mlrs.data.splits import assign_splits, excluded_patches, official_splits
+from keras_mlrs.data.sources import sample_path
+from keras_mlrs.data.splits import assign_splits
 
 __all__ = [
     "BAND_MEAN", "BAND_STD", "CLASS_NAMES", "CORINE_LABELS", "CORINE_TO_19", "GROUPS", "GROUP_SIZES",
-    "NUM_CLASSES", "Patch", "PatchError", "SPLIT_SIZES", "STACKED_BANDS", "TRAIN_CLASS_COUNTS",
-    "assign_splits", "class_index", "detect_format", "excluded_patches", "load", "official_splits",
-    "patch_names", "prepare", "read_manifest", "read_patch", "sample_path", "stack_groups", "to_multi_hot",
+    "NUM_CLASSES", "Patch", "SPLIT_SIZES", "STACKED_BANDS", "TRAIN_CLASS_COUNTS", "assign_splits", "class_index",
+    "detect_format", "excluded_patches", "load", "official_splits", "open_source", "patch_names", "prepare",
+    "read_manifest", "read_patch", "sample_path", "stack_groups", "to_multi_hot",
 ]

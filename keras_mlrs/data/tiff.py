@@ -15,11 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_mlrs.errors import MlrsError
-
-
-class TiffError(MlrsError):
-    """A file that is not a readable TIFF."""
+from keras_mlrs.errors import TiffError
+from keras_mlrs.files import atomic_output
 
 
 @dataclass(frozen=True)
@@ -116,7 +113,7 @@ def read_tiff(path) -> tuple[np.ndarray, GeoInfo | None]:
 
 def _read_with_tifffile(path):
     try:
-        import tifffile
+        import tifffile  # only compressed or tiled files need it
     except ImportError:
         raise TiffError(
             f"{path} is compressed or tiled; install tifffile to read it (pip install tifffile)."
@@ -134,9 +131,7 @@ def write_geotiff(path, array: np.ndarray, geo: GeoInfo | None = None) -> Path:
     """Write ``array`` (``[height, width]`` or ``[height, width, bands]``) as a TIFF, with
     GeoTIFF tags for ``geo`` (EPSG code and transform) when given, atomically. Readable by
     GDAL, rasterio and QGIS."""
-    import tifffile
-
-    from keras_mlrs.files import atomic_output
+    import tifffile  # imported by the GeoTIFF writers only
 
     extratags = []
     if geo is not None:

@@ -33,21 +33,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_mlrs.errors import MlrsError
+from keras_mlrs.core.layers import BandNormalization
+from keras_mlrs.errors import InnvestigateError, choose
 from keras_mlrs.explain import composites
-from keras_mlrs.explain.canonizers import fold_batchnorm_graph
-from keras_mlrs.explain.engine import LRP, check_dtype, class_indices, flatten_inputs
+from keras_mlrs.explain.canonizers import DEFAULT_CANONIZERS
+from keras_mlrs.explain.engine import class_indices, flatten_inputs, prepared_graph
 from keras_mlrs.explain.graph import trace
-from keras_mlrs.layers import BandNormalization
+from keras_mlrs.explain.kernels import check_dtype
 
 #: presets iNNvestigate 2.1.2 has (all of ours but lrp.gamma)
-PRESETS = [p for p in composites.PRESETS if p != "lrp.gamma"]
+PRESETS = [p for p in composites.names() if p != "lrp.gamma"]
 WORKER = Path(__file__).with_name("_innvestigate_worker.py")
 INSTALL_HINT = "pip install --no-deps tf-keras==2.21.0 innvestigate==2.1.2 future"
-
-
-class InnvestigateError(MlrsError):
-    """iNNvestigate is missing or failed on the model."""
 
 
 def available() -> bool:
@@ -62,8 +59,8 @@ def export(model: keras.Model, folder: Path, inputs, classes, preset: str, param
 
     Returns the model's input names, in the order of the relevance arrays."""
     check_dtype(dtype)  # the band normalisation below computes in it
-    graph = fold_batchnorm_graph(trace(model))  # iNNvestigate's own mapping uses sqrt(var² + ε)
-    logit_tensor, last = LRP._find_logit(graph)
+    # batch normalisation folded as the native engine does: iNNvestigate's own mapping uses sqrt(var² + ε)
+    graph, logit_tensor, last = prepared_graph(model, composites.get(preset), DEFAULT_CANONIZERS)
     steps = graph.steps[: last + 1]
     flat = flatten_inputs(graph, inputs)
     names = {tid: name for tid, name in zip(graph.inputs, graph.input_names)}
@@ -119,7 +116,7 @@ _SKIP_CONFIG = {"name", "dtype", "trainable", "seed"}
 def _tf_keras_config(layer) -> dict:
     """The layer's Keras 3 config reduced to what its ``tf_keras`` twin accepts: plain
     values only (initialisers and regularisers do not matter for inference)."""
-    import tf_keras  # noqa: F401  (only to fail early with a clear message)
+    import tf_keras  # the optional iNNvestigate engine's Keras 2; imported only when that engine is asked for
 
     twin = getattr(tf_keras.layers, type(layer).__name__, None)
     if twin is None:
@@ -156,17 +153,17 @@ def innvestigate_lrp(model, inputs, classes, preset: str = "lrp.epsilon", timeou
     return run_many([(model, inputs, classes, preset, {**params, "dtype": dtype})], timeout=timeout)[0]
 
 
-def run_many(requests, timeout: float = 1800) -> list:
-    """Several :func:`innvestigate_lrp` requests ``(model, inputs, classes, preset, params)``
-    in one worker process (TensorFlow starts once); one ``(relevance, timing)`` each.
-    ``params`` may hold ``dtype``; ``full_bias`` is ignored (iNNvestigate always does that)."""
+def run_many(requests, timeout: float = 1800, processes: int = 1) -> list:
+    """Several :func:`innvestigate_lrp` requests ``(model, inputs, classes, preset, params)``,
+    shared among ``processes`` worker processes (TensorFlow starts once in each); one
+    ``(relevance, timing)`` each, in order. ``params`` may hold ``dtype``; ``full_bias`` is
+    ignored (iNNvestigate always does that)."""
     if not available():
         raise InnvestigateError(f"the iNNvestigate engine needs iNNvestigate and tf_keras; install them: {INSTALL_HINT}")
     with tempfile.TemporaryDirectory(prefix="mlrs-innvestigate-") as tmp:
         folders, names = [], []
         for i, (model, inputs, classes, preset, params) in enumerate(requests):
-            if preset not in PRESETS:
-                raise InnvestigateError(f"iNNvestigate has no preset '{preset}'; its presets: {', '.join(PRESETS)}.")
+            choose("iNNvestigate preset", preset, PRESETS)
             dtype = params.get("dtype", "float32")
             params = {k: v for k, v in params.items() if k not in ("full_bias", "dtype")}
             class_ids = class_indices(classes, int(model.outputs[0].shape[-1]))
@@ -174,14 +171,20 @@ def run_many(requests, timeout: float = 1800) -> list:
             names.append(export(model, folders[-1], inputs, class_ids, preset, params, dtype))
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
         env.pop("KERAS_BACKEND", None)
+        groups = [folders[i::processes] for i in range(max(1, min(processes, len(folders))))]
+        workers = [subprocess.Popen([sys.executable, str(WORKER), *map(str, group)], env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True) for group in groups]
         try:
-            done = subprocess.run([sys.executable, str(WORKER), *map(str, folders)], env=env,
-                                  capture_output=True, text=True, timeout=timeout)
+            errors = [worker.communicate(timeout=timeout)[1] for worker in workers]
         except subprocess.TimeoutExpired:
             raise InnvestigateError(f"iNNvestigate did not finish within {timeout:.0f} s.") from None
-        if done.returncode != 0:
-            last = [line for line in done.stderr.strip().splitlines() if line.strip()][-1:] or ["no message"]
-            raise InnvestigateError(f"iNNvestigate failed: {last[0]}")
+        finally:
+            for worker in workers:
+                worker.kill()
+        for worker, stderr in zip(workers, errors):
+            if worker.returncode != 0:
+                last = [line for line in stderr.strip().splitlines() if line.strip()][-1:] or ["no message"]
+                raise InnvestigateError(f"iNNvestigate failed: {last[0]}")
         results = []
         for folder, input_names, request in zip(folders, names, requests):
             with np.load(folder / "relevance.npz") as npz:

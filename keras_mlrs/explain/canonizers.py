@@ -1,6 +1,8 @@
 """Canonizers: rewrite a traced model into an equivalent one that LRP rules handle well.
 
-The one canonizer here folds every ``BatchNormalization`` into the ``Conv2D`` or ``Dense``
+A canonizer is an object with ``apply(graph) -> graph``; the engine applies the ones it is
+given (``LRP(model, canonizers=...)``, default :data:`DEFAULT_CANONIZERS`) in order.
+:class:`BatchNormFold` folds every ``BatchNormalization`` into the ``Conv2D`` or ``Dense``
 layer before it. At inference, batch normalisation is the affine map
 ``gamma * (y - mean) / sqrt(var + epsilon) + beta`` per channel, so with
 ``s = gamma / sqrt(var + epsilon)`` the pair ``BN(W x + b)`` equals one layer with kernel
@@ -15,14 +17,33 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_mlrs.explain.graph import (
-    BATCHNORM,
-    KERNEL,
-    Graph,
-    UnsupportedModelError,
-    to_model,
-    trace,
-)
+from keras_mlrs.errors import UnsupportedModelError
+from keras_mlrs.explain.graph import KERNEL, Graph, to_model, trace
+
+
+class Canonizer:
+    """Base class: ``apply(graph)`` returns an equivalent graph."""
+
+    def apply(self, graph: Graph) -> Graph:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class BatchNormFold(Canonizer):
+    """Folds each batch normalisation into the kernel layer feeding it (see the module docstring)."""
+
+    def apply(self, graph: Graph) -> Graph:
+        return fold_batchnorm_graph(graph)
+
+
+#: The canonizers LRP applies unless told otherwise.
+DEFAULT_CANONIZERS = (BatchNormFold(),)
+
+
+def canonize(graph: Graph, canonizers) -> Graph:
+    """``graph`` after every canonizer of ``canonizers``, in order."""
+    for canonizer in canonizers:
+        graph = canonizer.apply(graph)
+    return graph
 
 
 def fold_batchnorm_graph(graph: Graph) -> Graph:
@@ -32,7 +53,7 @@ def fold_batchnorm_graph(graph: Graph) -> Graph:
     steps = [dataclasses.replace(s) for s in graph.steps]
     out = []
     for step in steps:
-        if not isinstance(step.layer, BATCHNORM):
+        if not isinstance(step.layer, keras.layers.BatchNormalization):
             out.append(step)
             continue
         bn = step.layer

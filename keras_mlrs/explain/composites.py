@@ -1,140 +1,172 @@
-"""Composites: which rule each kernel layer gets, and the named presets.
+"""Composites: which rule each layer gets, and the named presets as data.
 
-A :class:`Composite` maps the two kernel-layer kinds (``dense``, ``conv``) to rules, with
-an optional rule for the *first* layers: the kernel layers that read the model's inputs
-(through band normalisation, flattening or reshaping only). The presets carry
-iNNvestigate's analyzer names and meanings, so heatmaps made with either library can be
-compared name for name.
+A :class:`Composite` gives the two kernel-layer kinds (``dense``, ``conv``) their rules, with
+an optional rule for the *first* layers (the kernel layers that read the model's inputs,
+through band normalisation, flattening or reshaping only), and a :class:`LayerMap` for the
+layers without a kernel. :data:`BASE_MAP` covers sums, pooling, reshapes and element-wise
+layers; extend it for layers of your own::
+
+    layer_map = BASE_MAP.extended((MyScaling, PassThrough()))
+    composite = dataclasses.replace(get("lrp.epsilon"), layer_map=layer_map)
+
+:data:`PRESETS` is a table of composites named as iNNvestigate's analyzers, so heatmaps made
+with either library can be compared name for name. A preset's parameters (``epsilon``,
+``alpha``...) are fields of its rules: :func:`get` replaces them with
+:func:`dataclasses.replace`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 
-from keras_mlrs.errors import InvalidParameterError, UnknownNameError, did_you_mean
-from keras_mlrs.explain.rules import AlphaBeta, Epsilon, Flat, Gamma, Rule, WSquare, Z, ZPlus
+import keras
+
+from keras_mlrs.core.layers import BandNormalization
+from keras_mlrs.errors import InvalidParameterError, Registry
+from keras_mlrs.explain.rules import (
+    AlphaBeta,
+    Epsilon,
+    Flat,
+    Gamma,
+    Gradient,
+    LayerRule,
+    PassThrough,
+    Proportional,
+    Rule,
+    WinnerTakeAll,
+    WSquare,
+    Z,
+    ZPlus,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerMap:
+    """Rules of the layers without a kernel: ``(layer classes, rule)`` pairs, the first
+    matching pair wins."""
+
+    entries: tuple[tuple[tuple[type, ...], LayerRule], ...]
+
+    def rule(self, layer) -> LayerRule | None:
+        """The rule of ``layer``, or None when no entry covers it."""
+        return next((rule for kinds, rule in self.entries if isinstance(layer, kinds)), None)
+
+    def extended(self, *entries) -> LayerMap:
+        """This map with ``entries`` (``(layer class or classes, rule)`` pairs) taking precedence."""
+        new = tuple((kinds if isinstance(kinds, tuple) else (kinds,), rule) for kinds, rule in entries)
+        return LayerMap(new + self.entries)
+
+    def layer_types(self) -> list[str]:
+        return sorted({kind.__name__ for kinds, _ in self.entries for kind in kinds})
+
+
+#: The rules of the layers without a kernel, shared by every preset.
+BASE_MAP = LayerMap((
+    ((keras.layers.Add, keras.layers.AveragePooling2D, keras.layers.GlobalAveragePooling2D), Proportional()),
+    ((keras.layers.MaxPooling2D,), WinnerTakeAll()),
+    ((keras.layers.Flatten, keras.layers.Reshape, keras.layers.Permute, keras.layers.Concatenate,
+      keras.layers.GlobalMaxPooling2D, keras.layers.ZeroPadding2D, keras.layers.Cropping2D), Gradient()),
+    ((keras.layers.Dropout, keras.layers.SpatialDropout2D, keras.layers.GaussianNoise, keras.layers.Activation,
+      keras.layers.ReLU, BandNormalization), PassThrough()),
+))
 
 
 @dataclasses.dataclass(frozen=True)
 class Composite:
-    """Rules per layer kind: ``dense`` for ``Dense``, ``conv`` for ``Conv2D``, and
-    ``first`` (when set) for the kernel layers that read the model's inputs."""
+    """Rules per layer: ``dense`` for ``Dense``, ``conv`` for ``Conv2D``, ``first`` (when set)
+    for the kernel layers that read the model's inputs, ``layer_map`` for the others."""
 
     dense: Rule
     conv: Rule
     first: Rule | None = None
+    layer_map: LayerMap = BASE_MAP
 
     def rule(self, kind: str, first: bool) -> Rule:
+        """The rule of a kernel layer of ``kind`` (``"dense"`` or ``"conv"``)."""
         if first and self.first is not None:
             return self.first
         return self.dense if kind == "dense" else self.conv
+
+    def rules(self) -> list[Rule]:
+        """The kernel rules, each once."""
+        return list(dict.fromkeys(r for r in (self.dense, self.conv, self.first) if r is not None))
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named composite, its description, and which rule fields are its parameters."""
+
+    composite: Composite
+    description: str
+    parameters: tuple[str, ...] = ()
+
+    def defaults(self) -> dict:
+        """The parameters with their values in the preset."""
+        values = {}
+        for rule in self.composite.rules():
+            for field in dataclasses.fields(rule):
+                if field.name in self.parameters:
+                    values.setdefault(field.name, getattr(rule, field.name))
+        return {name: values[name] for name in self.parameters}
 
 
 def _same(rule: Rule) -> Composite:
     return Composite(dense=rule, conv=rule)
 
 
-def _z(bias: bool = True):
-    return _same(Z(bias=bias))
+_PRESET_A = Composite(dense=Epsilon(0.1), conv=AlphaBeta(1.0, 0.0))
+_PRESET_B = Composite(dense=Epsilon(0.1), conv=AlphaBeta(2.0, 1.0))
 
-
-def _epsilon(epsilon: float = 1e-7, bias: bool = True):
-    return _same(Epsilon(epsilon=epsilon, bias=bias))
-
-
-def _alpha_beta(alpha: float = 1.0, beta: float = 0.0, bias: bool = True, full_bias: bool = False):
-    return _same(AlphaBeta(alpha, beta, bias=bias, full_bias=full_bias))
-
-
-def _alpha_1_beta_0(bias: bool = True, full_bias: bool = False):
-    return _alpha_beta(1.0, 0.0, bias, full_bias)
-
-
-def _alpha_2_beta_1(bias: bool = True, full_bias: bool = False):
-    return _alpha_beta(2.0, 1.0, bias, full_bias)
-
-
-def _z_plus():
-    return _same(ZPlus())
-
-
-def _flat():
-    return _same(Flat())
-
-
-def _w_square():
-    return _same(WSquare())
-
-
-def _gamma(gamma: float = 0.25, bias: bool = True):
-    return _same(Gamma(gamma=gamma, bias=bias))
-
-
-def _preset_a(epsilon: float = 0.1, full_bias: bool = False):
-    return Composite(dense=Epsilon(epsilon), conv=AlphaBeta(1.0, 0.0, full_bias=full_bias))
-
-
-def _preset_b(epsilon: float = 0.1, full_bias: bool = False):
-    return Composite(dense=Epsilon(epsilon), conv=AlphaBeta(2.0, 1.0, full_bias=full_bias))
-
-
-def _preset_a_flat(epsilon: float = 0.1, full_bias: bool = False):
-    return dataclasses.replace(_preset_a(epsilon, full_bias), first=Flat())
-
-
-def _preset_b_flat(epsilon: float = 0.1, full_bias: bool = False):
-    return dataclasses.replace(_preset_b(epsilon, full_bias), first=Flat())
-
-
-#: preset name -> (builder, one-line description). Builders take the preset's parameters.
-PRESETS = {
-    "lrp.z": (_z, "Z rule everywhere (LRP-0): exact decomposition, noisy on deep nets."),
-    "lrp.epsilon": (_epsilon, "ε rule everywhere (default ε = 1e-7): the Z rule, stabilised."),
-    "lrp.alpha_beta": (_alpha_beta, "αβ rule everywhere with chosen α, β (α - β = 1)."),
-    "lrp.alpha_1_beta_0": (_alpha_1_beta_0, "α = 1, β = 0 everywhere: positive evidence only."),
-    "lrp.alpha_2_beta_1": (_alpha_2_beta_1, "α = 2, β = 1 everywhere: positive and negative evidence."),
-    "lrp.z_plus": (_z_plus, "z⁺ everywhere: α = 1, β = 0 without bias."),
-    "lrp.flat": (_flat, "Flat rule everywhere: relevance spread over receptive fields."),
-    "lrp.w_square": (_w_square, "W² rule everywhere."),
-    "lrp.gamma": (_gamma, "γ rule everywhere (default γ = 0.25)."),
-    "lrp.sequential_preset_a": (_preset_a, "ε = 0.1 on Dense, α = 1, β = 0 on Conv2D."),
-    "lrp.sequential_preset_b": (_preset_b, "ε = 0.1 on Dense, α = 2, β = 1 on Conv2D."),
-    "lrp.sequential_preset_a_flat": (_preset_a_flat, "Preset A with the Flat rule on the first layers."),
-    "lrp.sequential_preset_b_flat": (_preset_b_flat, "Preset B with the Flat rule on the first layers."),
-}
+#: The presets, by name (iNNvestigate's analyzer names).
+PRESETS: Registry[Preset] = Registry("LRP preset", parameters=Preset.defaults)
+for _name, _preset in {
+    "lrp.z": Preset(_same(Z()), "Z rule everywhere (LRP-0): exact decomposition, noisy on deep nets.", ("bias",)),
+    "lrp.epsilon": Preset(_same(Epsilon(1e-7)), "ε rule everywhere (default ε = 1e-7): the Z rule, stabilised.",
+                          ("epsilon", "bias")),
+    "lrp.alpha_beta": Preset(_same(AlphaBeta(1.0, 0.0)), "αβ rule everywhere with chosen α, β (α - β = 1).",
+                             ("alpha", "beta", "bias", "full_bias")),
+    "lrp.alpha_1_beta_0": Preset(_same(AlphaBeta(1.0, 0.0)), "α = 1, β = 0 everywhere: positive evidence only.",
+                                 ("bias", "full_bias")),
+    "lrp.alpha_2_beta_1": Preset(_same(AlphaBeta(2.0, 1.0)),
+                                 "α = 2, β = 1 everywhere: positive and negative evidence.", ("bias", "full_bias")),
+    "lrp.z_plus": Preset(_same(ZPlus()), "z⁺ everywhere: α = 1, β = 0 without bias."),
+    "lrp.flat": Preset(_same(Flat()), "Flat rule everywhere: relevance spread over receptive fields."),
+    "lrp.w_square": Preset(_same(WSquare()), "W² rule everywhere."),
+    "lrp.gamma": Preset(_same(Gamma(0.25)), "γ rule everywhere (default γ = 0.25).", ("gamma", "bias")),
+    "lrp.sequential_preset_a": Preset(_PRESET_A, "ε = 0.1 on Dense, α = 1, β = 0 on Conv2D.", ("epsilon", "full_bias")),
+    "lrp.sequential_preset_b": Preset(_PRESET_B, "ε = 0.1 on Dense, α = 2, β = 1 on Conv2D.", ("epsilon", "full_bias")),
+    "lrp.sequential_preset_a_flat": Preset(dataclasses.replace(_PRESET_A, first=Flat()),
+                                           "Preset A with the Flat rule on the first layers.", ("epsilon", "full_bias")),
+    "lrp.sequential_preset_b_flat": Preset(dataclasses.replace(_PRESET_B, first=Flat()),
+                                           "Preset B with the Flat rule on the first layers.", ("epsilon", "full_bias")),
+}.items():
+    PRESETS.add(_name, _preset)
 
 
 def names() -> list[str]:
-    """The preset names accepted by :func:`get` (and ``mlrs explain --preset``)."""
-    return list(PRESETS)
+    """The preset names accepted by :func:`get`."""
+    return PRESETS.names()
 
 
 def parameters(preset: str) -> dict:
-    """The parameters of ``preset`` with their defaults."""
-    return {p.name: p.default for p in inspect.signature(_builder(preset)).parameters.values()}
-
-
-def _builder(preset: str):
-    if preset not in PRESETS:
-        raise UnknownNameError(
-            f"unknown LRP preset '{preset}'; choose one of {', '.join(PRESETS)}.{did_you_mean(preset, PRESETS)}"
-        )
-    return PRESETS[preset][0]
+    """The parameters of ``preset`` with their values."""
+    return PRESETS.parameters(preset)
 
 
 def get(preset: str | Composite, **params) -> Composite:
-    """The composite of a named preset with ``params`` (see :func:`parameters`); a
-    :class:`Composite` is returned as is."""
+    """The composite of a named preset with ``params`` (see :func:`parameters`) replacing
+    the fields of its rules; a :class:`Composite` is returned as is."""
     if isinstance(preset, Composite):
         if params:
             raise InvalidParameterError("rule parameters go into the rules of a custom Composite, not to lrp().")
         return preset
-    allowed = parameters(preset)
-    unknown = [k for k in params if k not in allowed]
-    if unknown:
-        raise InvalidParameterError(
-            f"preset '{preset}' has no parameter {', '.join(unknown)}; "
-            f"its parameters: {', '.join(allowed) or 'none'}."
-        )
-    return _builder(preset)(**params)
+    composite = PRESETS.check(preset, params).composite
+
+    def replaced(rule):
+        if rule is None:
+            return None
+        own = {f.name for f in dataclasses.fields(rule)}
+        return dataclasses.replace(rule, **{k: v for k, v in params.items() if k in own})
+
+    return dataclasses.replace(composite, dense=replaced(composite.dense), conv=replaced(composite.conv),
+                               first=replaced(composite.first))

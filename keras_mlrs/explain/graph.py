@@ -5,6 +5,8 @@ the tensors it reads and writes, in an order where every step comes after the st
 that produce its inputs. Kernel layers (``Conv2D``, ``Dense``) carry their weights as
 float32 arrays, so a canonizer (:mod:`keras_mlrs.explain.canonizers`) can rewrite them
 without touching the model, and :func:`to_model` can turn the steps back into a model.
+Which layers LRP can pass relevance through is the composite's business
+(:mod:`keras_mlrs.explain.composites`), not the graph's.
 """
 
 from __future__ import annotations
@@ -14,49 +16,13 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_mlrs.errors import MlrsError
-from keras_mlrs.layers import BandNormalization, Sparsemax
+from keras_mlrs.core.layers import Sparsemax
+from keras_mlrs.errors import UnsupportedModelError
 
-
-class UnsupportedModelError(MlrsError):
-    """A model LRP cannot explain: an unsupported layer, a shared layer, a nested model."""
-
-
-# How each layer kind passes relevance (see keras_mlrs.explain.engine):
-#: the rule of the composite applies (the layer is linear in its input, plus a bias)
+#: layers whose rule the composite gives: linear in their input, plus a bias
 KERNEL = (keras.layers.Conv2D, keras.layers.Dense)
-#: relevance is redistributed in proportion to each input's share (the Z rule)
-PROPORTIONAL = (
-    keras.layers.Add,
-    keras.layers.AveragePooling2D,
-    keras.layers.GlobalAveragePooling2D,
-)
-#: relevance follows the gradient: reshapes, slices, winner-take-all max pooling
-STRUCTURAL = (
-    keras.layers.Flatten,
-    keras.layers.Reshape,
-    keras.layers.Permute,
-    keras.layers.Concatenate,
-    keras.layers.MaxPooling2D,
-    keras.layers.GlobalMaxPooling2D,
-    keras.layers.ZeroPadding2D,
-    keras.layers.Cropping2D,
-)
-#: relevance passes through unchanged (element-wise layers, normalisation of the raw bands)
-PASS_THROUGH = (
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout2D,
-    keras.layers.GaussianNoise,
-    keras.layers.Activation,
-    keras.layers.ReLU,
-    BandNormalization,
-)
-#: folded into the kernel layer before it by the canonizer
-BATCHNORM = (keras.layers.BatchNormalization,)
 #: may end a model after its logits; stripped, so relevance starts from the logit
 OUTPUT_ACTIVATIONS = (keras.layers.Activation, keras.layers.Softmax, Sparsemax)
-
-SUPPORTED = KERNEL + PROPORTIONAL + STRUCTURAL + PASS_THROUGH + BATCHNORM + OUTPUT_ACTIVATIONS
 
 
 @dataclasses.dataclass
@@ -92,10 +58,29 @@ class Graph:
     def producer(self, tensor: int) -> Step | None:
         return next((s for s in self.steps if tensor in s.outputs), None)
 
+    def logit(self) -> tuple[int, int]:
+        """The id of the logit tensor and the index of the step producing it: the last kernel
+        layer before the output, past any output activation."""
+        tensor = self.output
+        while True:
+            step = self.producer(tensor)
+            if step is None:
+                raise UnsupportedModelError(f"model '{self.name}' has no Conv2D or Dense layer before its output.")
+            if isinstance(step.layer, KERNEL):
+                return tensor, self.steps.index(step)
+            if not isinstance(step.layer, OUTPUT_ACTIVATIONS):
+                raise UnsupportedModelError(
+                    f"model '{self.name}' ends with layer '{step.name}' ({type(step.layer).__name__}); LRP starts "
+                    "from logits, so the model must end with a Dense (or Conv2D) layer, optionally followed by "
+                    "an activation."
+                )
+            tensor = step.inputs[0]
+
 
 def trace(model: keras.Model) -> Graph:
     """The graph of a functional (or Sequential) Keras model. Raises
-    :class:`UnsupportedModelError` naming the first layer LRP cannot handle."""
+    :class:`UnsupportedModelError` for a model whose graph LRP cannot walk: subclassed,
+    nested, with several outputs, or with a layer called more than once."""
     if isinstance(model, keras.Sequential):
         model = _functional(model)
     if not hasattr(model, "_nodes_by_depth"):
@@ -115,11 +100,6 @@ def trace(model: keras.Model) -> Graph:
                 raise UnsupportedModelError(
                     f"layer '{layer.name}' is a nested model; LRP needs a flat functional model "
                     "(rebuild it without nesting)."
-                )
-            if not isinstance(layer, SUPPORTED):
-                raise UnsupportedModelError(
-                    f"LRP does not support layer '{layer.name}' ({type(layer).__name__}); supported: "
-                    f"{', '.join(sorted({t.__name__ for t in SUPPORTED}))}."
                 )
             if id(layer) in seen:
                 raise UnsupportedModelError(
@@ -157,19 +137,6 @@ def _check_kernel_layer(layer) -> None:
             raise UnsupportedModelError(f"layer '{layer.name}' is a grouped convolution; LRP supports groups=1.")
         if layer.data_format != "channels_last":
             raise UnsupportedModelError(f"layer '{layer.name}' is channels_first; LRP supports channels_last.")
-
-
-def kernel_apply(layer, x, kernel, bias=None):
-    """The linear part of a kernel layer: ``x`` times ``kernel`` (convolution or matmul),
-    plus ``bias`` when given."""
-    from keras import ops
-
-    if isinstance(layer, keras.layers.Conv2D):
-        z = ops.conv(x, kernel, strides=layer.strides, padding=layer.padding,
-                     data_format="channels_last", dilation_rate=layer.dilation_rate)
-    else:
-        z = ops.matmul(x, kernel)
-    return z if bias is None else z + bias
 
 
 def to_model(graph: Graph) -> keras.Model:

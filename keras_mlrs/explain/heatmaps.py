@@ -1,29 +1,27 @@
 """Heatmaps of single patches: relevance on the 10 m grid, with the model's scores.
 
 :func:`explain_patch` runs LRP (either engine) on one :class:`keras_mlrs.data.Patch` for
-chosen classes and returns an :class:`Explanation`; :func:`save` writes its three files:
-
-* ``<name>_lrp.png``: the RGB composite (B04, B03, B02, 2–98 % stretch) beside one
-  heatmap per class, blue–red centred at zero;
-* ``<name>_lrp.npy``: ``float32 [classes, 120, 120, 12]``, the relevance of every band on
-  the 10 m grid (stacked band order, see :data:`keras_mlrs.data.bands.STACKED_BANDS`);
-  summing the last axis gives the heatmaps;
-* ``<name>_lrp.tif``: a GeoTIFF with one float32 band per class (the heatmaps), in the
-  input's CRS and transform when it is georeferenced.
-
-Relevance of a 20 m (60 m) pixel is spread evenly over the 2 × 2 (6 × 6) 10 m pixels it
-covers, so each heatmap still sums to the total relevance.
+chosen classes and returns an :class:`Explanation` (:mod:`~keras_mlrs.explain.render` draws
+and writes it). Relevance of a 20 m (60 m) pixel is spread evenly over the 2 × 2 (6 × 6)
+10 m pixels it covers, so each heatmap still sums to the total relevance.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 
-from keras_mlrs.data.bands import GROUP_SIZES, GROUPS, STACKED_BANDS
-from keras_mlrs.data.nomenclature import CLASS_NAMES
+from keras_mlrs.bigearthnet import CLASS_NAMES, GROUP_SIZES, GROUPS
+from keras_mlrs.core.decision import rule_of
+from keras_mlrs.data import read_patch, sample_path
+from keras_mlrs.errors import InvalidParameterError, choose
+from keras_mlrs.explain.bridge import innvestigate_lrp
+from keras_mlrs.explain.engine import class_indices, lrp
+from keras_mlrs.models import input_layout, patch_inputs
+
+#: The LRP engines: the native one, and iNNvestigate as the reference.
+ENGINES = ("native", "innvestigate")
 
 
 @dataclasses.dataclass
@@ -89,8 +87,6 @@ def rgb_composite(patch, low: float = 2, high: float = 98) -> np.ndarray:
 def example_patch():
     """The bundled sample patch with the most labels: the default patch of the figures in
     model cards and comparison reports."""
-    from keras_mlrs.data import read_patch, sample_path
-
     patches = [read_patch(p) for p in sorted(sample_path().iterdir()) if p.is_dir()]
     return max(patches, key=lambda p: (int(p.labels.sum()), p.name))
 
@@ -109,16 +105,10 @@ def explain_patch(model, patch, classes=None, all_predicted: bool = False, prese
         model: a BigEarthNet-19 model (either input layout).
         engine: ``"native"`` (:func:`keras_mlrs.explain.lrp`) or ``"innvestigate"``
             (:func:`keras_mlrs.explain.bridge.innvestigate_lrp`).
-        decision: a decision rule overriding the model's (see :mod:`keras_mlrs.decision`).
+        decision: a decision rule overriding the model's (see :mod:`keras_mlrs.core.decision`).
     """
-    from keras_mlrs.errors import InvalidParameterError
-    from keras_mlrs.evaluation import patch_inputs
-    from keras_mlrs.explain.engine import class_indices, lrp
-    from keras_mlrs.models import input_layout
-    from keras_mlrs.runs import decision_of
-
     layout = input_layout(model)
-    rule = decision_of(model, decision)
+    rule = rule_of(model, decision)
     x = patch_inputs(patch, layout)
     logits = model.predict_on_batch(x)
     chosen = np.asarray(rule(logits))[0] > 0
@@ -129,17 +119,14 @@ def explain_patch(model, patch, classes=None, all_predicted: bool = False, prese
     wanted = list(dict.fromkeys(wanted))
     if not wanted:
         raise InvalidParameterError(
-            "no class to explain: give --class NAME (or an index)"
-            + (", or drop --all-predicted: the model predicts no class for this patch." if all_predicted else ".")
+            "no class to explain: give `classes` (names or indices)"
+            + (", or drop `all_predicted=True`: the model predicts no class for this patch." if all_predicted else ".")
         )
+    choose("LRP engine", engine, ENGINES)
     if engine == "native":
         relevance = lrp(model, x, wanted, preset=preset, **rule_params)
-    elif engine == "innvestigate":
-        from keras_mlrs.explain.bridge import innvestigate_lrp
-
-        relevance, _ = innvestigate_lrp(model, x, wanted, preset=preset, **rule_params)
     else:
-        raise InvalidParameterError(f"unknown engine '{engine}'; choose native or innvestigate.")
+        relevance, _ = innvestigate_lrp(model, x, wanted, preset=preset, **rule_params)
     first = {k: v[0] for k, v in relevance.items()} if isinstance(relevance, dict) else relevance[0]
     truth = None if patch.labels is None else [bool(patch.labels[c]) for c in wanted]
     return Explanation(
@@ -149,21 +136,4 @@ def explain_patch(model, patch, classes=None, all_predicted: bool = False, prese
     )
 
 
-def save(explanation: Explanation, out_dir, name: str | None = None) -> list[Path]:
-    """Write ``<name>_lrp.png``, ``.npy`` and ``.tif`` (see the module docstring) into
-    ``out_dir``, each atomically. Returns the paths."""
-    from keras_mlrs.data.tiff import write_geotiff
-    from keras_mlrs.explain.render import heatmap_figure
-    from keras_mlrs.files import atomic_output
-
-    out_dir = Path(out_dir)
-    stem = name or explanation.patch
-    png, npy, tif = (out_dir / f"{stem}_lrp.{ext}" for ext in ("png", "npy", "tif"))
-    heatmap_figure([explanation], png)
-    with atomic_output(npy) as tmp, open(tmp, "wb") as f:
-        np.save(f, explanation.relevance.astype("float32"))
-    write_geotiff(tif, np.moveaxis(explanation.heatmaps, 0, -1).astype("float32"), explanation.geo)
-    return [png, npy, tif]
-
-
-__all__ = ["STACKED_BANDS", "Explanation", "explain_patch", "rgb_composite", "save", "to_10m_grid"]
+__all__ = ["ENGINES", "Explanation", "example_patch", "explain_patch", "rgb_composite", "to_10m_grid", "true_classes"]

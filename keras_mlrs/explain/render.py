@@ -1,8 +1,19 @@
-"""Figures of explanations: the RGB composite beside one heatmap per class, one row per
-model, as in the study's LRP tables (Tables 6.5–6.8).
+"""Drawing and writing explanations: the study's figure (the RGB composite beside one
+heatmap per class, one row per model, as in its Tables 6.5–6.8) and the files of
+``mlrs explain``.
+
+:func:`save` writes three files per explanation:
+
+* ``<name>_lrp.png``: :func:`heatmap_figure` of it;
+* ``<name>_lrp.npy``: ``float32 [classes, 120, 120, 12]``, the relevance of every band on
+  the 10 m grid (stacked band order, see :data:`keras_mlrs.bigearthnet.STACKED_BANDS`);
+  summing the last axis gives the heatmaps;
+* ``<name>_lrp.tif``: a GeoTIFF with one float32 band per class (the heatmaps), in the
+  input's CRS and transform when it is georeferenced.
 
 Heatmaps use a diverging blue–white–red map centred at zero (red: evidence for the class,
-blue: evidence against), each scaled to its own largest absolute relevance.
+blue: evidence against), each scaled to its own largest absolute relevance; the RGB
+composite is B04, B03, B02 with a 2–98 % stretch.
 """
 
 from __future__ import annotations
@@ -11,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_mlrs.plots import _pyplot, _save
+from keras_mlrs.data.tiff import write_geotiff
+from keras_mlrs.files import atomic_output, pyplot, save_figure
 
 
 def heatmap_figure(explanations, path, title: str | None = None) -> Path:
     """One row per explanation (same patch, e.g. several models): RGB, then each class."""
-    plt = _pyplot()
+    plt = pyplot()
     columns = 1 + max(len(e.classes) for e in explanations)
     rows = len(explanations)
     fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.9 * rows), squeeze=False)
@@ -39,5 +51,21 @@ def heatmap_figure(explanations, path, title: str | None = None) -> Path:
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
-    return Path(path)
+    return save_figure(fig, path)
+
+
+def save(explanation, out_dir, name: str | None = None) -> list[Path]:
+    """Write ``<name>_lrp.png``, ``.npy`` and ``.tif`` of an
+    :class:`~keras_mlrs.explain.heatmaps.Explanation` (see the module docstring) into
+    ``out_dir``, each atomically. Returns the paths."""
+    out_dir = Path(out_dir)
+    stem = name or explanation.patch
+    png, npy, tif = (out_dir / f"{stem}_lrp.{ext}" for ext in ("png", "npy", "tif"))
+    heatmap_figure([explanation], png)
+    with atomic_output(npy) as tmp, open(tmp, "wb") as f:
+        np.save(f, explanation.relevance.astype("float32"))
+    write_geotiff(tif, np.moveaxis(explanation.heatmaps, 0, -1).astype("float32"), explanation.geo)
+    return [png, npy, tif]
+
+
+__all__ = ["heatmap_figure", "save"]

@@ -1,10 +1,14 @@
-"""LRP rules: how a kernel layer (``Conv2D``, ``Dense``) hands relevance to its inputs.
+"""LRP rules: how a layer hands the relevance of its output to its inputs.
 
-A rule is a small frozen dataclass: its fields are its parameters, and
-:meth:`Rule.relevance` does the arithmetic with ``keras.ops``, so every rule runs on any
-backend. The layer is seen as ``z = x * W + b`` (a convolution or a matrix product), and
+Kernel rules (:class:`Rule`: ``Z``, ``Epsilon``, ``AlphaBeta``...) are for the kernel layers
+(``Conv2D``, ``Dense``), seen as ``z = x * W + b`` (a convolution or a matrix product);
 ``layer.transpose(s, W)`` is the product of ``s`` with the transposed ``W`` (the backward
-pass of the linear map).
+pass of the linear map). Layer rules (:class:`LayerRule`: ``PassThrough``, ``Proportional``,
+``Gradient``, ``WinnerTakeAll``) are for the layers without a kernel: sums, pooling,
+reshapes. A composite (:mod:`keras_mlrs.explain.composites`) says which layer gets which.
+
+A rule is a small frozen dataclass: its fields are its parameters, and its ``relevance``
+does the arithmetic with ``keras.ops``, so every rule runs on any backend.
 
 Shapes: ``x`` is ``[batch, ...in]``; the relevance ``R`` arriving at the layer's output
 is ``[classes, batch, ...out]``, one slice per class being explained, and the result is
@@ -15,9 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import keras
 from keras import ops
 
 from keras_mlrs.errors import InvalidParameterError
+from keras_mlrs.explain.kernels import call_layer, class_vjp
 
 #: added to denominators that are exactly zero (iNNvestigate's ``K.epsilon()``)
 SAFE_EPSILON = 1e-7
@@ -182,4 +188,85 @@ class Gamma(Rule):
         return x * layer.transpose(safe_divide(R, z), kernel)
 
 
-__all__ = ["AlphaBeta", "Epsilon", "Flat", "Gamma", "Rule", "WSquare", "Z", "ZPlus", "safe_divide", "stabilise"]
+# -- layers without a kernel --------------------------------------------------------------------
+class LayerRule:
+    """Base class of the rules of layers without a kernel:
+    ``relevance(layer, inputs, R) -> one relevance per input``."""
+
+    def relevance(self, layer, inputs: list, R) -> list:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class PassThrough(LayerRule):
+    """Relevance passes unchanged: element-wise layers (activations, dropout) and the
+    normalisation of the raw bands."""
+
+    def relevance(self, layer, inputs, R):
+        return [R]
+
+
+@dataclasses.dataclass(frozen=True)
+class Proportional(LayerRule):
+    """Relevance split in proportion to each input's share of the output (the Z rule of a
+    linear layer without weights): sums and average pooling."""
+
+    def relevance(self, layer, inputs, R):
+        z = call_layer(layer, inputs)
+        grads = class_vjp(layer, inputs, safe_divide(R, z), primal_needed=False)
+        return [x * g for x, g in zip(inputs, grads)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Gradient(LayerRule):
+    """Relevance follows the gradient: reshapes, concatenation, padding and cropping move
+    values without changing them, and max pooling routes to the maximum."""
+
+    def relevance(self, layer, inputs, R):
+        return class_vjp(layer, inputs, R, primal_needed=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class WinnerTakeAll(Gradient):
+    """Max pooling: each window's relevance goes to its maximum (split evenly between tied
+    maxima). When the windows tile the input this is computed directly, without repeating
+    the forward values once per class; otherwise as the gradient."""
+
+    def relevance(self, layer, inputs, R):
+        if _is_tiling_max_pool(layer):
+            return [_tiling_max_pool_relevance(layer, inputs[0], R)]
+        return super().relevance(layer, inputs, R)
+
+
+def _is_tiling_max_pool(layer) -> bool:
+    return (
+        isinstance(layer, keras.layers.MaxPooling2D)
+        and tuple(layer.pool_size) == tuple(layer.strides)
+        and layer.padding == "valid"
+        and layer.data_format == "channels_last"
+    )
+
+
+def _tiling_max_pool_relevance(layer, x, R):
+    """Winner-take-all through a max pooling whose windows tile the input: each window's
+    relevance goes to its maximum (split evenly between tied maxima). Same result as the
+    gradient, without repeating the forward values once per class."""
+    ph, pw = layer.pool_size
+    pooled = layer.call(x)
+    h, w = pooled.shape[1] * ph, pooled.shape[2] * pw
+    crop = x[:, :h, :w]
+
+    def up(t, axis):
+        return ops.repeat(ops.repeat(t, ph, axis=axis), pw, axis=axis + 1)
+
+    winners = ops.cast(ops.equal(crop, up(pooled, 1)), x.dtype)
+    counts = ops.sum(ops.reshape(winners, (-1, pooled.shape[1], ph, pooled.shape[2], pw, x.shape[-1])), axis=(2, 4))
+    share = winners / up(counts, 1)
+    out = up(R, 2) * share[None]
+    if (h, w) != tuple(x.shape[1:3]):
+        out = ops.pad(out, [(0, 0), (0, 0), (0, x.shape[1] - h), (0, x.shape[2] - w), (0, 0)])
+    return out
+
+
+__all__ = ["AlphaBeta", "Epsilon", "Flat", "Gamma", "Gradient", "LayerRule", "PassThrough", "Proportional", "Rule",
+           "WSquare", "WinnerTakeAll", "Z", "ZPlus", "safe_divide", "stabilise"]

@@ -1,9 +1,9 @@
 """Standard backbones on the stacked 12-band layout, from ``keras.applications``.
 
 They take one ``uint16[B, 120, 120, 12]`` tensor (bands in
-:data:`keras_mlrs.data.STACKED_BANDS` order, the 20 m and 60 m bands upsampled; see
+:data:`keras_mlrs.bigearthnet.STACKED_BANDS` order, the 20 m and 60 m bands upsampled; see
 ``keras_mlrs.data.load(..., layout="stacked")``), normalise it with
-:class:`~keras_mlrs.layers.BandNormalization`, and end in one logit per class. They are
+:class:`~keras_mlrs.core.layers.BandNormalization`, and end in one logit per class. They are
 trained from scratch: ImageNet weights expect three RGB bands, not twelve Sentinel-2 bands.
 """
 
@@ -11,9 +11,8 @@ import warnings
 
 import keras
 
-from keras_mlrs.data.bands import GROUP_SIZES, STACKED_BANDS
-from keras_mlrs.data.nomenclature import NUM_CLASSES
-from keras_mlrs.layers import BandNormalization
+from keras_mlrs.bigearthnet import GROUP_SIZES, NUM_CLASSES, STACKED_BANDS
+from keras_mlrs.core.layers import BandNormalization
 
 
 def resnet50(num_classes: int = NUM_CLASSES, dropout: float = 0.0, name: str = "resnet50") -> keras.Model:

@@ -17,9 +17,8 @@ widened its last fully connected layer to 1,024 units, which is the default here
 
 import keras
 
-from keras_mlrs.data.bands import GROUP_SIZES, GROUPS
-from keras_mlrs.data.nomenclature import NUM_CLASSES
-from keras_mlrs.layers import BandNormalization
+from keras_mlrs.bigearthnet import GROUP_SIZES, GROUPS, NUM_CLASSES
+from keras_mlrs.core.layers import BandNormalization
 
 #: (filters, kernel, pool) per conv block of each branch.
 BRANCHES = {

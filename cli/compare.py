@@ -1,0 +1,41 @@
+"""``mlrs compare``: the study's comparison of any runs."""
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from keras_mlrs.cli.app import RESULTS, app, console, quiet_tensorflow, say
+
+
+@app.command("compare", rich_help_panel=RESULTS)
+def compare_command(
+    runs: list[Path] = typer.Argument(..., help="Finished run directories (mlrs train or mlrs zoo build)."),
+    out: Path = typer.Option(Path("comparison"), "--out", help="Report folder: report.md, report.html, figures/."),
+    patch: list[Path] = typer.Option(None, "--patch", help="Patch for the LRP grid (repeatable; default: a bundled sample patch)."),
+    classes: list[str] = typer.Option(None, "--class", help="Class to explain, name or index (repeatable; default: the patch's labels)."),
+    split: str = typer.Option("test", "--split", help="Split every run is evaluated on."),
+    target_f1: float = typer.Option(0.55, "--target-f1", help="Validation F1 whose first epoch measures learning efficiency."),
+    average: str = typer.Option("samples", "--average", help="F1 average of the curves and efficiency: micro, macro or samples."),
+    preset: str = typer.Option("lrp.epsilon", "--preset", help="LRP preset of the heatmaps."),
+):
+    """The study's comparison for any runs: Table 6.1, per-class F1, learning curves, learning
+    efficiency and LRP heatmaps, as Markdown and a self-contained HTML page."""
+    quiet_tensorflow()
+    # the library loads with the command (Keras off --help)
+    from keras_mlrs.core.metrics import STUDY_AVERAGES
+    from keras_mlrs.study import compare
+
+    result = compare.compare(runs, out, patches=patch, classes=classes, split=split, target_f1=target_f1,
+                             average=average, preset=preset, say=say)
+    table = Table(title=f"Overall scores on the {split} split (best per row in bold)")
+    table.add_column("", style="bold cyan")
+    names = list(result["runs"])
+    for name in names:
+        table.add_column(name, justify="right")
+    for a in STUDY_AVERAGES:
+        values = [result["overall"][n][a]["f1"] for n in names]
+        best = compare.best(values)
+        table.add_row(f"F1 ({a})", *(f"[bold]{v:.4f}[/bold]" if i in best else f"{v:.4f}" for i, v in enumerate(values)))
+    console.print(table)
+    console.print(f"Report: {result['files']['html']} and {result['files']['markdown']}", highlight=False)

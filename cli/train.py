@@ -1,0 +1,175 @@
+"""``mlrs train``.
+
+The loss options of ``mlrs train`` (``--gamma``, ``--margin``...) are generated from the
+loss registry: every hyperparameter of every registered loss becomes an option, valid
+with the losses that have it.
+"""
+
+import inspect
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from typer.core import TyperCommand
+
+from keras_mlrs.cli.app import TRAINING, app, console, err_console, overall_table, quiet_tensorflow
+from keras_mlrs.errors import MlrsError
+
+# -- mlrs train ------------------------------------------------------------------------------
+
+
+def _hparams() -> dict:
+    """hyperparameter -> {loss: default}, read off the loss registry (imports Keras, so
+    only when `mlrs train` itself is parsed, never for `mlrs --help`)."""
+    quiet_tensorflow()
+    # Keras loads with the registry: only when `mlrs train` is parsed
+    from keras_mlrs.core import losses
+
+    index: dict = {}
+    for name in losses.names():
+        for hparam, default in losses.spec(name).hyperparameters.items():
+            index.setdefault(hparam, {})[name] = default
+    return index
+
+
+def _option_name(hparam: str) -> str:
+    return "--" + hparam.replace("_", "-")
+
+
+def _hparam_options() -> list:
+    """Click options for every loss hyperparameter, made by Typer itself from a signature
+    built off the registry."""
+    params = []
+    for name, owners in _hparams().items():
+        kind = str if any(isinstance(d, str) for d in owners.values()) else float
+        owners_text = ", ".join(f"{loss} (default {d!r})" for loss, d in owners.items())
+        option = typer.Option(None, _option_name(name), help=f"Hyperparameter of {owners_text}.",
+                              rich_help_panel="Loss hyperparameters")
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
+
+    def options(**kwargs):
+        pass
+
+    options.__signature__ = inspect.Signature(params)
+    scratch = typer.Typer(add_completion=False)
+    scratch.command()(options)
+    return list(typer.main.get_command(scratch).params)
+
+
+class _TrainCommand(TyperCommand):
+    """`mlrs train` with one option per loss hyperparameter of the registry."""
+
+    _extra = None
+
+    def get_params(self, ctx):
+        if _TrainCommand._extra is None:
+            _TrainCommand._extra = _hparam_options()
+        return [*super().get_params(ctx), *_TrainCommand._extra]
+
+    def invoke(self, ctx):
+        names = {p.name for p in _TrainCommand._extra or []}
+        ctx.meta["loss_hparams"] = {k: ctx.params.pop(k) for k in list(ctx.params) if k in names}
+        return super().invoke(ctx)
+
+
+def train_command(
+    ctx: typer.Context,
+    loss: str = typer.Option(None, "--loss", help="Loss to train with (see `mlrs losses`; default bce)."),
+    loss_param: list[str] = typer.Option(None, "--loss-param", help="Loss hyperparameter as name=value (repeatable)."),
+    data: str = typer.Option(None, "--data", help="Prepared shards, official TFRecords or a raw archive (default: the bundled sample)."),
+    split: str = typer.Option(None, "--split", help="auto, official or random (raw archives; default auto)."),
+    fractions: str = typer.Option(None, "--fractions", help="train,validation,test of --split random (default 0.6,0.2,0.2)."),
+    model: str = typer.Option(None, "--model", help="Architecture: kbranch (default) or resnet50."),
+    model_param: list[str] = typer.Option(None, "--model-param", help="Model parameter as name=value (repeatable), e.g. fc_units=128."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (default 80, the study's)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Patches per step (default 1024, the study's)."),
+    optimizer: str = typer.Option(None, "--optimizer", help="rmsprop (default, the study's), adam, adamw or sgd."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate (default 1e-4, the study's)."),
+    seed: int = typer.Option(None, "--seed", min=0, help="Seed of weights, dropout, shuffling and random splits (default 0)."),
+    mixed_precision: bool = typer.Option(None, "--mixed-precision/--no-mixed-precision", help="float16 compute (recommended on GPUs)."),
+    jit: bool = typer.Option(None, "--jit/--no-jit", help="XLA-compile the training step (default: Keras' choice)."),
+    distribute: str = typer.Option(None, "--distribute", help="none (default), mirrored (all local GPUs) or multiworker (TF_CONFIG)."),
+    upsampling: str = typer.Option(None, "--upsampling", help="nearest (default) or bilinear, for stacked-layout models."),
+    config: Path = typer.Option(None, "--config", help="TOML file with any of these options (the command line overrides it)."),
+    run_dir: Path = typer.Option(None, "--run-dir", help="Run directory (default runs/<loss>-<date>-<time>)."),
+    resume: Path = typer.Option(None, "--resume", help="Continue the interrupted run in this directory."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+):
+    """Train a model on BigEarthNet with any registered loss; writes a run directory."""
+    quiet_tensorflow()
+    from keras_mlrs import runs  # the library loads with the command (Keras off the --help path)
+
+    hparams = ctx.meta.get("loss_hparams", {})
+    given = {k: v for k, v in {
+        "loss": loss, "data": data, "split": split, "model": model, "epochs": epochs, "batch_size": batch_size,
+        "optimizer": optimizer, "lr": lr, "seed": seed, "mixed_precision": mixed_precision, "distribute": distribute,
+        "upsampling": upsampling,
+    }.items() if v is not None}
+    if jit is not None:
+        given["jit"] = jit
+    if fractions is not None:
+        given["fractions"] = fractions.split(",")  # parsed and checked by TrainConfig.validate
+    if data is not None and data != "":
+        given["data"] = str(Path(data).expanduser().resolve())
+    loss_params = dict(runs.parse_param(p) for p in loss_param or [])
+    loss_params.update({k: _cli_value(v) for k, v in hparams.items() if v is not None})
+    model_params = dict(runs.parse_param(p) for p in model_param or [])
+    if resume is not None:
+        extra = [k for k in given] + (["loss params"] if loss_params else []) + (["model params"] if model_params else [])
+        if extra or config is not None or run_dir is not None or overwrite:
+            raise MlrsError(
+                f"--resume continues {resume} with its saved configuration; drop the other options "
+                f"({', '.join(extra) or '--config/--run-dir/--overwrite'}) or start a new run."
+            )
+        _run_training(lambda **kw: runs.resume(resume, **kw))
+        return
+    if loss_params:
+        given["loss_params"] = loss_params
+    if model_params:
+        given["model_params"] = model_params
+    if config is not None:
+        cfg = runs.TrainConfig.from_toml(config, overrides=given)
+    else:
+        cfg = runs.TrainConfig.from_dict(given, source="command line")
+    if run_dir is None:
+        run_dir = Path("runs") / f"{cfg.loss}-{datetime.now():%Y%m%d-%H%M%S}"
+    _run_training(lambda **kw: runs.train(cfg, run_dir, overwrite=overwrite, **kw))
+
+
+def _cli_value(value):
+    """``--class-weights`` takes a scheme name or comma-separated numbers."""
+    if isinstance(value, str) and "," in value:
+        return [float(v) for v in value.split(",")]
+    return value
+
+
+def _run_training(start):
+    # a Keras callback: imported with the training
+    from keras_mlrs.cli.progress import TrainingProgress
+
+    progress = TrainingProgress(console)
+    try:
+        result = start(callbacks=[progress], on_start=progress.start)
+    except KeyboardInterrupt:
+        progress.stop()
+        run = progress.run_dir
+        if run is not None and (Path(run) / "state.json").exists():
+            err_console.print(f"[yellow]interrupted[/yellow]: completed epochs are saved; continue with "
+                              f"[bold]mlrs train --resume {run}[/bold]", highlight=False)
+        else:
+            err_console.print("[yellow]interrupted[/yellow] before the first epoch completed; nothing was saved.")
+        raise typer.Exit(130) from None
+    finally:
+        progress.stop()
+    _print_result(progress.run_dir, result)
+
+
+def _print_result(run_dir, result):
+    console.print(overall_table(result, f"Best model (epoch {result['best_epoch']}) on the validation split"))
+    console.print(f"Run directory: [bold]{run_dir}[/bold] (best.keras, last.keras, history.csv, "
+                  "learning_curve.png, metrics.json, config.toml, tensorboard/)", highlight=False)
+
+
+app.command("train", cls=_TrainCommand, rich_help_panel=TRAINING)(train_command)
+
+

@@ -1,0 +1,186 @@
+"""The base classes of the sources (:class:`Source`, :class:`RawArchive`) and what they share."""
+
+from __future__ import annotations
+
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from keras_mlrs.bigearthnet import GROUP_SIZES, GROUPS, NUM_CLASSES, split_name
+from keras_mlrs.data.patch import Patch, is_patch_folder, read_patch_folder
+from keras_mlrs.data.splits import SCHEMES, assign_splits, describe, parse_fractions
+from keras_mlrs.errors import ArchiveError, MlrsError, choose
+
+
+@dataclass(frozen=True)
+class PatchRef:
+    """Where one patch of a raw archive lives, and what the archive says about it."""
+
+    name: str
+    folder: Path
+    labels: tuple[str, ...] | None = None  # v2: from metadata.parquet; v1: read from the JSON
+    split: str | None = None  # v2: from metadata.parquet
+
+
+class Source:
+    """BigEarthNet data on disk that gives ``(band groups, multi-hot labels)`` batches per split."""
+
+    #: the format's name (see the module docstring)
+    format: ClassVar[str] = ""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @staticmethod
+    def recognises(path: Path) -> bool:
+        """Whether ``path`` holds data of this source's format."""
+        raise NotImplementedError
+
+    @property
+    def split_scheme(self) -> str:
+        """How the patches are split, in words."""
+        raise NotImplementedError
+
+    def count(self, split: str) -> int | None:
+        """Patches in ``split``; None when only reading every record would tell."""
+        return None
+
+    def batches(self, split: str, batch_size: int, shuffle: bool = False, seed: int | None = None,
+                shuffle_buffer: int = 4096, cache: bool = False, repeat: bool = False,
+                drop_remainder: bool = False, shard: tuple[int, int] | None = None):
+        """A ``tf.data.Dataset`` of ``({"b10m", "b20m", "b60m"} uint16, float32 multi-hot)``
+        batches of ``split`` (see :func:`keras_mlrs.data.load` for the arguments)."""
+        raise NotImplementedError
+
+
+def batch_records(ds, batch_size, shuffle, seed, shuffle_buffer, cache, repeat, drop_remainder, parse=None):
+    """Batches of a dataset of single records, shuffled through a buffer of
+    ``shuffle_buffer`` records, each batch passed through ``parse`` when given."""
+    import tensorflow as tf  # only tf.data pipelines need TensorFlow
+
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+    return ds if parse is None else ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+class RawArchive(Source):
+    """A BigEarthNet archive of band GeoTIFFs (v1.0 or v2.0), split by ``scheme``:
+    ``"official"`` (the archive's own split) or ``"random"`` (seeded by ``seed``, in
+    ``fractions``). ``include_snow_cloud`` keeps the patches the official setup removes."""
+
+    def __init__(self, path, scheme: str = "official", seed: int = 0, fractions=(0.6, 0.2, 0.2),
+                 include_snow_cloud: bool = False):
+        super().__init__(path)
+        self.scheme = choose("split scheme", scheme, SCHEMES)
+        self.seed, self.fractions = int(seed), parse_fractions(fractions)
+        self.include_snow_cloud = include_snow_cloud
+        self._listing = self._assignment = None
+
+    def _list(self) -> tuple[list[PatchRef], dict[str, str]]:
+        """The patches on disk, sorted by name, and those left out (name -> reason)."""
+        raise NotImplementedError
+
+    def _official(self, refs) -> tuple[dict[str, str], dict[str, str]]:
+        """The official split of ``refs``: (name -> split, name -> why left out)."""
+        return assign_splits([r.name for r in refs], "official")
+
+    def listing(self) -> tuple[list[PatchRef], dict[str, str]]:
+        """The patches of the archive, sorted by name, and those it leaves out (name -> reason)."""
+        if self._listing is None:
+            self._listing = self._list()
+        return self._listing
+
+    def assignment(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Patch name -> split for the patches kept, and name -> reason for those left out."""
+        if self._assignment is None:
+            refs, skipped = self.listing()
+            if self.scheme == "official":
+                assignment, more = self._official(refs)
+            else:
+                assignment, more = assign_splits([r.name for r in refs], "random", self.seed, self.fractions,
+                                                 exclude=not self.include_snow_cloud)
+            self._assignment = assignment, {**skipped, **more}
+        return self._assignment
+
+    @property
+    def split_scheme(self) -> str:
+        return describe(self.scheme, self.seed, self.fractions)
+
+    def refs(self, split: str) -> list[PatchRef]:
+        """The patches of ``split``, sorted by name."""
+        split, assignment = split_name(split), self.assignment()[0]
+        return [r for r in self.listing()[0] if assignment.get(r.name) == split]
+
+    def count(self, split: str) -> int:
+        return len(self.refs(split))
+
+    def read(self, ref: PatchRef) -> Patch:
+        """One patch of the archive, with its labels."""
+        return read_patch_folder(ref.folder, labels=ref.labels)
+
+    def batches(self, split, batch_size, shuffle=False, seed=None, shuffle_buffer=4096, cache=False, repeat=False,
+                drop_remainder=False, shard=None):
+        import tensorflow as tf  # only tf.data pipelines need TensorFlow
+
+        refs = self.refs(split)
+        if not refs:
+            raise MlrsError(f"{self.path} has no patch in the '{split}' split ({self.split_scheme}).")
+
+        def generate():
+            for ref in refs:
+                patch = self.read(ref)
+                yield {g: patch.groups[g] for g in GROUPS}, patch.labels
+
+        signature = (
+            {g: tf.TensorSpec((GROUP_SIZES[g], GROUP_SIZES[g], len(b)), tf.uint16) for g, b in GROUPS.items()},
+            tf.TensorSpec((NUM_CLASSES,), tf.float32),
+        )
+        ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        if shard is not None:
+            ds = ds.shard(*shard)
+        return batch_records(ds, batch_size, shuffle, seed, shuffle_buffer, cache, repeat, drop_remainder)
+
+
+def unpack_if_tar(path) -> Path:
+    """A tar archive is extracted to a temporary folder (returned); other paths come back as is."""
+    path = Path(path)
+    if not (path.is_file() and tarfile.is_tarfile(path)):
+        return path
+    out = Path(tempfile.mkdtemp(prefix="mlrs-archive-"))
+    with tarfile.open(path) as tar:
+        tar.extractall(out, filter="data")
+    entries = list(out.iterdir())
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() and not is_patch_folder(entries[0]) else out
+
+
+def tfrecord_files(path: Path) -> list[Path]:
+    """``path`` itself when it is a file, else the ``*.tfrecord*`` files in it, sorted."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.glob("*.tfrecord*") if p.is_file())
+
+
+def first_recognising(path: Path, classes):
+    """The first of ``classes`` (sources) that recognises the data at ``path``, or None."""
+    return next((cls for cls in classes if cls.recognises(path)), None)
+
+
+def describe_missing(path: Path) -> ArchiveError:
+    """The error for a path that no source recognises."""
+    if not path.exists():
+        return ArchiveError(f"{path} does not exist; give the path of BigEarthNet data.")
+    if path.is_dir():
+        empty = not any(path.iterdir())
+        return ArchiveError(
+            f"{path} is not a BigEarthNet archive: no patch folders (<patch>_B02.tif ...), no metadata.parquet, "
+            "no .tfrecord files" + (" (the folder is empty)." if empty else ".")
+        )
+    return ArchiveError(f"{path} is not a BigEarthNet archive folder, TFRecord file or tar archive.")

@@ -1,0 +1,207 @@
+"""The Hugging Face Hub: publish trained models with a model card, and load them back.
+
+A published repository holds Keras' own folder layout (``config.json``,
+``model.weights.h5``, ``metadata.json``: what ``keras.saving.load_model("hf://org/name")``
+reads) plus a model card ``README.md`` (:mod:`~keras_mlrs.hub.card`) and the card's figures
+under ``images/``.
+
+* :func:`export` writes the exact repository content to a folder.
+* :func:`push` uploads it (token from the standard ``huggingface_hub`` login).
+* :func:`resolve` turns ``hf://ORG/NAME`` (or an exported folder) into a local folder, its
+  card checked; :func:`from_pretrained` loads the model from it. Both go through the
+  standard Hugging Face cache, so with ``HF_HUB_OFFLINE=1`` they work from the cache alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import huggingface_hub
+import keras
+
+from keras_mlrs.core import metrics
+from keras_mlrs.data import read_patch
+from keras_mlrs.errors import HubError
+from keras_mlrs.explain import heatmaps, render
+from keras_mlrs.files import atomic_folder
+from keras_mlrs.hub.card import CARD_KEY, IMAGES, LICENSE, check_declaration, model_card, read_card
+from keras_mlrs.runs import plots
+from keras_mlrs.runs.directory import CONFIG, HISTORY, RunDirectory
+from keras_mlrs.runs.directory import load_model as load_local_model
+from keras_mlrs.runs.evaluation import run_report
+from keras_mlrs.version import __version__
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+
+
+def repo_id(text: str) -> str:
+    """``ORG/NAME`` from ``ORG/NAME`` or ``hf://ORG/NAME``; anything else is refused."""
+    name = str(text).removeprefix("hf://").strip("/")
+    if not _REPO_ID.match(name) or ".." in name or "--" in name:
+        raise HubError(f"'{text}' is not a Hub repository id; give ORG/NAME (letters, digits, '-', '_', '.'), "
+                       "e.g. my-lab/ben19-kbranch-focal.")
+    return name
+
+
+# -- loading ---------------------------------------------------------------------------------
+def is_exported_folder(path) -> bool:
+    """Whether ``path`` is a folder in Keras' Hub layout (an export, or a downloaded snapshot)."""
+    path = Path(path)
+    return path.is_dir() and (path / "config.json").is_file()
+
+
+def download(source: str, revision: str | None = None) -> Path:
+    """The local snapshot of Hub repository ``source`` (``ORG/NAME`` or ``hf://ORG/NAME``)
+    at ``revision``, from the standard Hugging Face cache, downloaded when missing and
+    allowed (not with ``HF_HUB_OFFLINE=1``)."""
+    name = repo_id(source)
+    try:
+        folder = huggingface_hub.snapshot_download(name, revision=revision, library_name="keras-mlrs",
+                                                   library_version=__version__)
+    except Exception as err:  # noqa: BLE001 - map huggingface_hub's errors to one line
+        at = f" at revision '{revision}'" if revision else ""
+        kind = type(err).__name__
+        if kind in ("RepositoryNotFoundError", "GatedRepoError"):
+            raise HubError(f"hf://{name} does not exist on the Hub or is private{at}; check the name, or log in "
+                           "with `hf auth login` for a private repository.") from None
+        if kind == "RevisionNotFoundError":
+            raise HubError(f"hf://{name} has no revision '{revision}'; leave `revision` out for the main branch.") from None
+        raise HubError(f"hf://{name}{at} is neither in the local Hugging Face cache nor reachable on the Hub ({kind}); "
+                       "check the name, or connect once without HF_HUB_OFFLINE to download it.") from None
+    return Path(folder)
+
+
+def resolve(source, revision: str | None = None) -> Path:
+    """The local path behind a model ``source``: ``hf://ORG/NAME`` is downloaded (see
+    :func:`download`), an exported folder is taken as it is, and either's card declaration
+    is checked; other local paths (run directories, ``.keras`` files) come back unchanged,
+    for :func:`keras_mlrs.runs.load_model`."""
+    text = str(source)
+    if text.startswith("hf://"):
+        folder = download(text, revision)
+    elif is_exported_folder(text):
+        folder = Path(text)
+    else:
+        return Path(text)
+    card = read_card(folder)
+    check_declaration(card.data.to_dict().get(CARD_KEY) if card else None, text)
+    return folder
+
+
+def load_model(source, revision: str | None = None, compile: bool = True):
+    """A model from any source a command takes: a run directory, a ``.keras`` file, an
+    exported folder or ``hf://ORG/NAME`` (:func:`resolve`, then :func:`keras_mlrs.runs.load_model`)."""
+    return load_local_model(resolve(source, revision), compile=compile)
+
+
+def from_pretrained(source: str, revision: str | None = None, compile: bool = True):
+    """A published keras-mlrs model: ``"ORG/NAME"``, ``"hf://ORG/NAME"`` or a folder written
+    by :func:`export`, loaded in Keras' safe mode (compiled, so its decision rule travels).
+
+    Uses the standard Hugging Face cache (``HF_HUB_CACHE``), so with ``HF_HUB_OFFLINE=1`` a
+    model downloaded once loads without a network. Raises :class:`HubError` for a repository
+    that is not cached offline, does not exist, or whose card declares another nomenclature
+    or band layout."""
+    text = str(source)
+    if not text.startswith("hf://") and not Path(text).exists():
+        text = f"hf://{repo_id(text)}"
+    return load_model(text, revision=revision, compile=compile)
+
+
+# -- publishing ------------------------------------------------------------------------------
+def _publishable(model):
+    """``model`` recompiled with a fresh optimizer: the repository carries the loss (and so
+    the decision rule) and metrics, not the optimizer's training state."""
+    optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(model.optimizer))
+    model.compile(optimizer=optimizer, loss=model.loss, metrics=metrics.standard(model.loss.decision))
+    return model
+
+
+def export(run_dir, folder, repo: str, split: str = "test", license: str = LICENSE, recipe: dict | None = None,
+           example_patch=None, say=lambda text: None) -> Path:
+    """Write the Hub repository of a finished run to ``folder``: the model in Keras' Hub
+    layout, the model card and its figures (learning curve, per-class F1, an LRP heatmap).
+
+    Args:
+        run_dir: a finished run directory (``mlrs train``).
+        folder: the output folder; built beside it and renamed into place when complete.
+            An existing folder is replaced only when it is itself an export.
+        repo: the repository id ``ORG/NAME`` the card names.
+        split: the split whose evaluation fills ``model-index`` (computed when missing).
+        recipe: the zoo recipe the run was built from (named in the card), if any.
+        example_patch: the patch of the card's LRP figure (default: a bundled sample patch).
+    """
+    run, repo, folder = RunDirectory(run_dir).finished(), repo_id(repo), Path(folder)
+    if folder.exists() and not (folder.is_dir() and (not any(folder.iterdir()) or is_exported_folder(folder))):
+        raise HubError(f"{folder} exists and is not an exported model folder; choose another `folder`.")
+    say(f"evaluating {run.path.name} on the {split} split")
+    report = run_report(run.path, split)
+    config, state = run.config(), run.state()
+    model = _publishable(load_local_model(run.path))
+    with atomic_folder(folder) as staging:
+        keras.saving.save_model(model, staging / "model", zipped=False)
+        for item in (staging / "model").iterdir():
+            if item.is_dir() and not any(item.iterdir()):
+                item.rmdir()  # the Hub keeps files, not empty folders
+            else:
+                item.rename(staging / item.name)
+        (staging / "model").rmdir()
+        images = staging / IMAGES
+        plots.learning_curve(state["history"], images / "learning_curve.png", best_epoch=state["best"]["epoch"],
+                             title=f"{repo}: validation F1 per epoch")
+        plots.per_class_f1({config.loss: report}, images / "per_class_f1.png", title=f"F1 per class ({split} split)")
+        say(f"explaining an example patch with LRP for {repo}")
+        lrp = _lrp_example(model, images / "lrp_example.png", example_patch, label=f"{config.loss} loss")
+        (staging / "training").mkdir()
+        shutil.copyfile(run / CONFIG, staging / "training" / "config.toml")
+        shutil.copyfile(run / HISTORY, staging / "training" / "history.csv")
+        (staging / "training" / "evaluation.json").write_text(json.dumps(report, indent=1))
+        card = model_card(model, repo, config, state, report, lrp, license=license, recipe=recipe)
+        (staging / "README.md").write_text(card)
+    return folder
+
+
+def _lrp_example(model, path, patch=None, label: str | None = None) -> dict:
+    """An LRP figure of one real patch (its true classes, at most four) for the card."""
+    if patch is None:
+        patch = heatmaps.example_patch()
+    elif not hasattr(patch, "groups"):
+        patch = read_patch(patch)
+    classes = heatmaps.true_classes(patch)
+    view = heatmaps.explain_patch(model, patch, classes, preset="lrp.epsilon")
+    view.model = label or view.model
+    render.heatmap_figure([view], path, title=f"{patch.name}: lrp.epsilon")
+    return {"patch": patch.name, "classes": view.class_names, "preset": "lrp.epsilon"}
+
+
+def push(run_dir, repo: str, private: bool = False, revision: str | None = None, token: str | None = None,
+         split: str = "test", license: str = LICENSE, recipe: dict | None = None, say=lambda text: None) -> str:
+    """Publish a finished run to the Hub repository ``repo`` (created when missing; the
+    branch ``revision`` too). The token is ``token`` or the standard ``huggingface_hub``
+    login (``hf auth login`` or ``HF_TOKEN``). Returns the repository's URL."""
+    repo = repo_id(repo)
+    RunDirectory(run_dir).finished()
+    if token is None and huggingface_hub.get_token() is None:
+        raise HubError("not logged in to the Hugging Face Hub; run `hf auth login` (or set HF_TOKEN), "
+                       "or write the repository to a folder with `keras_mlrs.hub.export()`.")
+    with tempfile.TemporaryDirectory(prefix="mlrs-push-") as tmp:
+        folder = export(run_dir, Path(tmp) / "repo", repo, split=split, license=license, recipe=recipe, say=say)
+        api = huggingface_hub.HfApi(token=token, library_name="keras-mlrs", library_version=__version__)
+        say(f"uploading to hf://{repo}" + (f" (revision {revision})" if revision else ""))
+        try:
+            url = api.create_repo(repo, private=private, exist_ok=True)
+            if revision:
+                api.create_branch(repo, branch=revision, exist_ok=True)
+            api.upload_folder(repo_id=repo, folder_path=folder, revision=revision,
+                              commit_message=f"keras-mlrs {__version__}: publish {Path(run_dir).name}")
+        except Exception as err:  # noqa: BLE001 - any Hub or network failure, in one line
+            raise HubError(f"could not publish to hf://{repo}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                           " (check your login with `hf auth whoami` and the network).") from None
+    return str(url)
+
+
+__all__ = ["download", "export", "from_pretrained", "is_exported_folder", "load_model", "push", "repo_id", "resolve"]

@@ -1,0 +1,162 @@
+"""The configuration of a training run: :class:`TrainConfig`, written to the run directory
+as ``config.toml`` and read back from it (or from any TOML file of its keys).
+
+The defaults are the study's: K-Branch CNN, RMSprop at 1e-4, batch 1024, 80 epochs.
+"""
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from keras_mlrs.core import losses
+from keras_mlrs.data import sample_path
+from keras_mlrs.data.patch import UPSAMPLING
+from keras_mlrs.data.splits import SCHEMES, parse_fractions
+from keras_mlrs.errors import InvalidParameterError, choose, did_you_mean
+from keras_mlrs.files import toml_dumps
+from keras_mlrs.models import MODELS
+from keras_mlrs.version import __version__
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
+DISTRIBUTE = ("none", "mirrored", "multiworker")
+#: How a run's data is split: ``auto`` picks ``random`` for the bundled sample, else ``official``.
+SPLIT_SCHEMES = ("auto", *SCHEMES)
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run; ``config.toml`` in the run directory holds one.
+
+    Attributes:
+        loss: a registered loss (``keras_mlrs.core.losses.names()``).
+        loss_params: its hyperparameters (see ``mlrs losses``).
+        model: a registered architecture (``keras_mlrs.models.names()``).
+        model_params: its parameters (``keras_mlrs.models.parameters(model)``).
+        data: prepared shards, official TFRecords or a raw archive; ``""`` is the bundled
+            6-patch sample.
+        split: ``official`` (the official lists, or the v2 metadata), ``random`` (seeded
+            by ``seed``, in ``fractions``; raw archives only), or ``auto``: official, except
+            random for the bundled sample, whose 6 patches have no official validation
+            patch. Prepared shards keep the split they were prepared with.
+        fractions: train, validation and test fractions of the random split.
+        epochs: training epochs (the study's: 80).
+        batch_size: patches per step (the study's: 1024); split across replicas when
+            distributed.
+        optimizer: ``rmsprop`` (the study's), ``adam``, ``adamw`` or ``sgd``.
+        lr: learning rate (the study's: 1e-4).
+        seed: seeds weights, dropout, shuffling and the random split.
+        mixed_precision: compute in float16 (``mixed_float16``; losses stay float32).
+        jit: XLA-compile the training step: ``"auto"`` (Keras' choice), true or false.
+        distribute: ``none``, ``mirrored`` (every local GPU, or every logical CPU device
+            when there is no GPU) or ``multiworker`` (configured by ``TF_CONFIG``).
+        upsampling: ``nearest`` or ``bilinear``, for models on the stacked layout.
+    """
+
+    loss: str = "bce"
+    loss_params: dict = field(default_factory=dict)
+    model: str = "kbranch"
+    model_params: dict = field(default_factory=dict)
+    data: str = ""
+    split: str = "auto"
+    fractions: list = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    epochs: int = 80
+    batch_size: int = 1024
+    optimizer: str = "rmsprop"
+    lr: float = 1e-4
+    seed: int = 0
+    mixed_precision: bool = False
+    jit: str | bool = "auto"
+    distribute: str = "none"
+    upsampling: str = "nearest"
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "configuration") -> "TrainConfig":
+        """A configuration from ``values`` (e.g. a parsed TOML file), unknown keys refused."""
+        names = [f.name for f in fields(cls)]
+        unknown = [k for k in values if k not in names]
+        if unknown:
+            raise InvalidParameterError(
+                f"{source}: unknown option '{unknown[0]}'.{did_you_mean(unknown[0], names)} "
+                f"Options: {', '.join(names)}."
+            )
+        config = cls(**values)
+        config.validate()
+        return config
+
+    @classmethod
+    def from_toml(cls, path, overrides: dict | None = None) -> "TrainConfig":
+        """Read a TOML file (the keys of :class:`TrainConfig`); ``overrides`` win."""
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidParameterError(f"configuration file {path} does not exist.")
+        try:
+            values = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise InvalidParameterError(f"{path} is not valid TOML: {err}.") from None
+        values.pop("keras_mlrs_version", None)
+        for key, value in (overrides or {}).items():
+            if isinstance(value, dict):
+                values[key] = {**values.get(key, {}), **value}
+            else:
+                values[key] = value
+        return cls.from_dict(values, source=str(path))
+
+    def to_toml(self) -> str:
+        """The configuration as ``config.toml``, with the keras-mlrs version that wrote it."""
+        header = (
+            "# keras-mlrs training configuration: `mlrs train --config config.toml` reruns it.\n"
+            '# data = "" is the bundled 6-patch sample.\n'
+        )
+        return header + toml_dumps({"keras_mlrs_version": __version__, **asdict(self)})
+
+    def validate(self) -> None:
+        """Raise :class:`MlrsError` naming the first invalid option."""
+        losses.get(self.loss, **self.loss_params)
+        MODELS.check(self.model, self.model_params)
+        for name, lo in (("epochs", 1), ("batch_size", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+                raise InvalidParameterError(f"{name} must be an integer >= {lo}, got {value!r}.")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (0 < self.lr < math.inf):
+            raise InvalidParameterError(f"lr must be a positive number, got {self.lr!r}.")
+        self.lr = float(self.lr)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InvalidParameterError(f"seed must be an integer >= 0, got {self.seed!r}.")
+        for name, choices in (("optimizer", OPTIMIZERS), ("distribute", DISTRIBUTE), ("split", SPLIT_SCHEMES),
+                              ("upsampling", UPSAMPLING)):
+            choose(name, getattr(self, name), choices)
+        if self.jit not in ("auto", True, False):
+            raise InvalidParameterError(f"jit must be 'auto', true or false, got {self.jit!r}.")
+        if not isinstance(self.mixed_precision, bool):
+            raise InvalidParameterError(f"mixed_precision must be true or false, got {self.mixed_precision!r}.")
+        self.fractions = list(parse_fractions(self.fractions))
+
+    # -- derived ---------------------------------------------------------------------------
+    def data_path(self) -> Path:
+        """The data of the run (the bundled sample when ``data`` is empty)."""
+        return Path(self.data).expanduser() if self.data else sample_path()
+
+    def split_scheme(self) -> str:
+        """``official`` or ``random``: ``split`` with ``auto`` resolved."""
+        if self.split != "auto":
+            return self.split
+        return "random" if not self.data else "official"
+
+
+def parse_param(text: str) -> tuple[str, object]:
+    """``"name=value"`` from the command line: the value read as JSON when it parses (numbers,
+    ``true``, ``null``, lists), else kept as a string."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip():
+        raise InvalidParameterError(f"'{text}' is not name=value, e.g. gamma=2.")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return name.strip(), value

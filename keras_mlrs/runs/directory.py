@@ -1,0 +1,187 @@
+"""Run directories: what ``train`` writes, and how a trained model is found again.
+
+A run directory holds::
+
+    config.toml          the exact configuration of the run (TrainConfig.from_toml reads it back)
+    state.json           completed epochs, per-epoch history, best epoch: the resume point
+    best.keras           the model of the epoch with the best validation sample-F1
+    last.keras           the model after the last completed epoch
+    history.csv          per epoch: train loss, validation loss, validation P/R/F1
+    learning_curve.png   validation F1 (micro, macro, samples) per epoch
+    metrics.json         at the end: best.keras evaluated on the validation split
+    tensorboard/         TensorBoard logs
+    checkpoints/         the epoch files behind best.keras and last.keras
+    evaluation-<split>/  the evaluation of best.keras on a split (report.json, tables, figure)
+
+``state.json`` is written after the epoch's checkpoint and before anything derived from
+it, so a run killed at any moment resumes from its last completed epoch.
+:class:`RunDirectory` is the one place that knows these names.
+"""
+
+import csv
+import io
+import json
+import warnings
+from pathlib import Path
+
+import keras
+
+from keras_mlrs.core.metrics import SCORES, STUDY_AVERAGES
+from keras_mlrs.errors import RunError
+from keras_mlrs.files import atomic_link, atomic_write_text
+from keras_mlrs.runs import plots
+from keras_mlrs.runs.config import TrainConfig
+
+CONFIG = "config.toml"
+STATE = "state.json"
+BEST = "best.keras"
+LAST = "last.keras"
+HISTORY = "history.csv"
+CURVE = "learning_curve.png"
+METRICS = "metrics.json"
+TENSORBOARD = "tensorboard"
+CHECKPOINTS = "checkpoints"
+#: The validation metric that picks ``best.keras``.
+BEST_METRIC = "val_f1_samples"
+#: Columns of ``history.csv`` after ``epoch``.
+HISTORY_COLUMNS = (
+    "loss", "val_loss", *(f"val_{s}_{a}" for a in STUDY_AVERAGES for s in SCORES), "seconds", "patches_per_s",
+)
+
+
+def empty_state() -> dict:
+    """The state of a run that completed no epoch."""
+    return {"epoch": 0, "history": [], "best": None, "finished": False}
+
+
+class RunDirectory:
+    """The files of one run directory (see the module docstring)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __truediv__(self, name) -> Path:
+        return self.path / name
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunDirectory({str(self.path)!r})"
+
+    def exists(self) -> bool:
+        """Whether the folder is a run directory (it has a ``config.toml``)."""
+        return self.path.is_dir() and (self.path / CONFIG).is_file()
+
+    def checkpoint(self, epoch: int) -> Path:
+        """The checkpoint of ``epoch`` (1-based)."""
+        return self.path / CHECKPOINTS / f"epoch-{epoch:04d}.keras"
+
+    def evaluation(self, split: str) -> Path:
+        """The folder of the evaluation of the run's model on ``split``."""
+        return self.path / f"evaluation-{split}"
+
+    def config(self) -> TrainConfig:
+        """The run's configuration."""
+        return TrainConfig.from_toml(self.path / CONFIG)
+
+    def state(self) -> dict:
+        """The run's ``state.json`` (an empty state for a run that completed no epoch)."""
+        path = self.path / STATE
+        if not path.exists():
+            return empty_state()
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise RunError(f"{path} is not valid JSON ({err}); the run directory is damaged.") from None
+
+    def write_state(self, state: dict) -> None:
+        atomic_write_text(self.path / STATE, json.dumps(state, indent=1))
+
+    def finished(self) -> "RunDirectory":
+        """This run, when it finished training (its ``best.keras`` written); a one-line
+        :class:`RunError` otherwise."""
+        if not self.exists():
+            raise RunError(f"{self.path} is not a run directory (no {CONFIG}); give a run written by "
+                           "`keras_mlrs.runs.train()` or the zoo.")
+        state = self.state()
+        if not state.get("finished") or not (self.path / BEST).is_file():
+            raise RunError(f"run {self.path} has no finished model (it stopped after {state.get('epoch', 0)} "
+                           f"epoch(s)); finish it with `keras_mlrs.runs.resume('{self.path}')`.")
+        return self
+
+    def materialise(self, state: dict) -> None:
+        """Bring the files derived from ``state.json`` up to date: ``last.keras``,
+        ``best.keras``, ``history.csv``, ``learning_curve.png``; drop stale checkpoints."""
+        if not state["epoch"]:
+            return
+        last, best = self.checkpoint(state["epoch"]), self.checkpoint(state["best"]["epoch"])
+        atomic_link(last, self.path / LAST)
+        atomic_link(best, self.path / BEST)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["epoch", *HISTORY_COLUMNS])
+        for row in state["history"]:
+            writer.writerow([row["epoch"], *(_cell(row.get(k)) for k in HISTORY_COLUMNS)])
+        atomic_write_text(self.path / HISTORY, out.getvalue())
+        plots.learning_curve(state["history"], self.path / CURVE, best_epoch=state["best"]["epoch"])
+        for f in (self.path / CHECKPOINTS).glob("*.keras"):  # stale epochs, and temporary files of a killed save
+            if f not in (last, best):
+                f.unlink(missing_ok=True)
+
+
+def _cell(v):
+    return "" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)
+
+
+def is_run_dir(path) -> bool:
+    """Whether ``path`` is a folder written by ``train``."""
+    return RunDirectory(path).exists()
+
+
+def read_state(run_dir) -> dict:
+    """The run's ``state.json`` (an empty state for a run that completed no epoch)."""
+    return RunDirectory(run_dir).state()
+
+
+def finished_run(run_dir) -> RunDirectory:
+    """``run_dir`` when it is a run that finished training; a one-line :class:`RunError` otherwise."""
+    return RunDirectory(run_dir).finished()
+
+
+def model_file(source) -> Path:
+    """The ``.keras`` file behind ``source``: a run directory (its ``best.keras``, else
+    ``last.keras``) or a ``.keras`` file."""
+    path = Path(source)
+    if not path.exists():
+        raise RunError(f"{path} does not exist; give a run directory, a .keras file or a saved model folder.")
+    if path.is_dir():
+        for name in (BEST, LAST):
+            if (path / name).is_file():
+                return path / name
+        if is_run_dir(path):
+            raise RunError(f"run {path} has no finished epoch yet (no {BEST}); continue it with "
+                           f"`keras_mlrs.runs.resume('{path}')`.")
+        raise RunError(f"{path} is not a run directory (no {CONFIG}, no {BEST}); give a run directory or a .keras file.")
+    if path.suffix != ".keras":
+        raise RunError(f"{path} is not a Keras model; give a run directory or a .keras file.")
+    return path
+
+
+def load_model(source, compile: bool = True):
+    """A trained model from a local path: a run directory (its ``best.keras``), a ``.keras``
+    file, or a folder in Keras' saved-model layout (``config.json``, as exported for the
+    Hub), loaded in Keras' safe mode. Models on the Hub are resolved to such a folder first
+    (:func:`keras_mlrs.hub.resolve`).
+
+    The model is returned compiled when it was saved compiled, so
+    :func:`keras_mlrs.core.decision.rule_of` finds the decision rule of its loss."""
+    path = Path(source)
+    if not (path.is_dir() and (path / "config.json").is_file()):
+        path = model_file(path)
+    try:
+        with warnings.catch_warnings():  # a model saved before its first step has no optimizer state yet
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except Exception as err:  # noqa: BLE001 - any reason a file is not a loadable model
+        raise RunError(f"cannot load {source} as a Keras model: {str(err).splitlines()[0]}") from None

@@ -1,0 +1,76 @@
+"""What the benchmarks share: interleaved timing, paired ratios, a larger archive made from
+the bundled sample, and the name of the device.
+
+Timings are measured side by side in one process and interleaved (round-robin over the
+contenders, many rounds, median per contender), so that the machine's noise hits every
+contender alike; report the ratios, not the absolute times.
+"""
+
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import keras
+
+from keras_mlrs.bigearthnet import excluded_patches
+from keras_mlrs.data import sample_path
+
+
+def interleave(contenders: dict, rounds: int, repeats: int = 1, clock=time.perf_counter) -> dict[str, list[float]]:
+    """Time each of ``contenders`` (name -> callable) ``rounds`` times, taking turns, each
+    time over ``repeats`` calls: seconds per call, per round, by name. ``clock`` is the
+    timer (injected by tests)."""
+    times = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, run in contenders.items():
+            start = clock()
+            for _ in range(repeats):
+                run()
+            times[name].append((clock() - start) / repeats)
+    return times
+
+
+def paired_ratio(ours, baseline) -> float:
+    """The median over rounds of ``ours / baseline``, each pair measured back to back:
+    steadier on a shared machine than a ratio of medians taken minutes apart."""
+    return statistics.median(a / b for a, b in zip(ours, baseline))
+
+
+def replicate_sample(root, patches: int) -> Path:
+    """A v1 archive of ``patches`` patches under ``root``: the usable sample patches copied
+    (hard-linked where possible) under new names. Returns the archive folder."""
+    sources = [p for p in sorted(sample_path().iterdir()) if p.is_dir() and p.name not in excluded_patches()]
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for k in range(patches):
+        src = sources[k % len(sources)]
+        name = f"{src.name}_x{k:06d}"
+        dst = root / name
+        dst.mkdir(exist_ok=True)
+        for f in src.iterdir():
+            target = dst / f.name.replace(src.name, name)
+            if not target.exists():
+                try:
+                    os.link(f, target)
+                except OSError:
+                    shutil.copy(f, target)
+    return root
+
+
+def device_name() -> str:
+    """The accelerator Keras computes on, in words."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax  # the backend in use, and only it
+
+        device = jax.devices()[0]
+        return f"{device.platform.upper()} {getattr(device, 'device_kind', '')}".strip()
+    if backend == "tensorflow":
+        import tensorflow as tf  # the backend in use, and only it
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            return "GPU " + tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
+    return f"CPU ({os.cpu_count()} cores)"

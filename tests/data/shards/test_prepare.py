@@ -1,0 +1,171 @@
+"""prepare: the sample to shards and manifest, the record layout read back with numpy, bad patches,
+output folders it must not touch, interruption and parallel workers."""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from helpers import SAMPLE_SNOW, SAMPLE_TRAIN, rasterio_groups, reference_labels
+from keras_mlrs import data
+from keras_mlrs.bigearthnet import GROUPS
+from keras_mlrs.data.shards.format import sha256, shard_files
+from keras_mlrs.errors import MlrsError
+
+
+def test_sample_prepare_official_splits_and_manifest(sample, tmp_path):
+    manifest = data.prepare(sample, tmp_path / "out", workers=1)
+    assert manifest["split_scheme"] == "official BigEarthNet-19 lists"
+    assert set(manifest["splits"]) == {"train", "test"}
+    assert manifest["splits"]["train"]["records"] == 4
+    assert manifest["splits"]["test"]["records"] == 1
+    assert "seasonal snow" in manifest["skipped"][SAMPLE_SNOW]
+    on_disk = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert on_disk == manifest
+    for entry in manifest["splits"].values():
+        for s in entry["shards"]:
+            assert sha256(tmp_path / "out" / s["file"]) == s["sha256"]
+    expected_counts = sum(reference_labels(sample / n) for n in SAMPLE_TRAIN)
+    assert list(manifest["splits"]["train"]["class_counts"].values()) == expected_counts.astype(int).tolist()
+    with pytest.raises(MlrsError, match="no 'validation' split"):
+        data.load(tmp_path / "out", "validation")
+
+
+def test_shards_are_plain_tfrecords_of_fixed_length_records(sample, tmp_path):
+    """Any TFRecord reader (CRCs checked) reads our shards; each record, decoded here with
+    numpy from the documented layout, holds the patch's pixels, labels and name."""
+    import tensorflow as tf
+
+    data.prepare(sample, tmp_path / "out", workers=1)
+    files = [file for file, _ in shard_files(tmp_path / "out", "train")]
+    records = [r.numpy() for r in tf.data.TFRecordDataset(files)]
+    assert len(records) == 4 and {len(r) for r in records} == {52 + 160000 + 128}
+    names = []
+    for record in records:
+        labels = np.frombuffer(record[:52], "<u2")
+        at, groups = 52, {}
+        for g, (size, count) in {"b10m": (120, 4), "b20m": (60, 6), "b60m": (20, 2)}.items():
+            n = size * size * count * 2
+            groups[g] = np.frombuffer(record[at : at + n], "<u2").reshape(size, size, count)
+            at += n
+        name = record[at:].rstrip(b"\0").decode()
+        names.append(name)
+        expected = rasterio_groups(sample / name)
+        for g in GROUPS:
+            np.testing.assert_array_equal(groups[g], expected[g])
+        np.testing.assert_array_equal(labels[:19], reference_labels(sample / name))
+        assert not labels[19:].any()
+    assert set(names) == SAMPLE_TRAIN
+    assert data.patch_names(tmp_path / "out", "train") == names
+
+
+@pytest.fixture
+def damaged(sample, tmp_path):
+    """A copy of the sample with one defect per patch."""
+    root = tmp_path / "damaged"
+    shutil.copytree(sample, root)
+    names = sorted(p.name for p in root.iterdir() if p.is_dir())
+    defects = {}
+    p = root / names[0]
+    tif = p / f"{names[0]}_B02.tif"
+    tif.write_bytes(tif.read_bytes()[:5000])
+    defects[names[0]] = "truncated"
+    p = root / names[1]
+    (p / f"{names[1]}_B11.tif").unlink()
+    defects[names[1]] = "missing band file"
+    p = root / names[2]
+    shutil.copy(p / f"{names[2]}_B01.tif", p / f"{names[2]}_B05.tif")
+    defects[names[2]] = "has shape (20, 20), expected (60, 60)"
+    p = root / names[3]
+    (p / f"{names[3]}_labels_metadata.json").write_text("{not json")
+    defects[names[3]] = "unreadable labels JSON"
+    p = root / names[4]
+    meta = p / f"{names[4]}_labels_metadata.json"
+    meta.write_text(json.dumps({"labels": ["Pastures", "Moon craters"]}))
+    defects[names[4]] = "label 'Moon craters'"
+    return root, defects
+
+
+def test_bad_patches_are_skipped_and_listed(damaged, tmp_path):
+    root, defects = damaged
+    m = data.prepare(root, tmp_path / "out", split="random", workers=1)
+    for name, reason in defects.items():
+        assert reason in m["skipped"][name], (name, m["skipped"].get(name))
+    assert all(e["records"] == 0 for e in m["splits"].values())  # every usable patch was damaged
+    with pytest.raises(MlrsError, match="`strict=True` stops at the first bad patch"):
+        data.prepare(root, tmp_path / "strict", split="random", workers=1, strict=True)
+
+
+def test_output_folder_holding_another_dataset_is_refused(sample, tmp_path):
+    data.prepare(sample, tmp_path / "out", workers=1)
+    with pytest.raises(MlrsError, match="already holds a different dataset"):
+        data.prepare(sample, tmp_path / "out", split="random", workers=1)
+    again = data.prepare(sample, tmp_path / "out", workers=1)  # same arguments: fine, nothing rewritten
+    assert again["splits"]["train"]["records"] == 4
+    m = data.prepare(sample, tmp_path / "out", split="random", workers=1, overwrite=True)
+    assert "random" in m["split_scheme"]
+
+
+def test_overwrite_never_deletes_a_folder_keras_mlrs_did_not_write(sample, tmp_path):
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("...")
+    with pytest.raises(MlrsError, match="already holds other files"):
+        data.prepare(sample, precious, workers=1, overwrite=True)
+    assert (precious / "chapter1.tex").exists()
+
+
+def _replicate(sample, root, copies):
+    """A larger v1 archive: the 5 usable sample patches, each copied under new names that the
+    random split accepts."""
+    root.mkdir()
+    for folder in sorted(p for p in sample.iterdir() if p.is_dir() and p.name != SAMPLE_SNOW):
+        for k in range(copies):
+            name = f"{folder.name}_copy{k:03d}"
+            dst = root / name
+            dst.mkdir()
+            for f in folder.iterdir():
+                shutil.copy(f, dst / f.name.replace(folder.name, name))
+    return root
+
+
+def test_killed_prepare_resumes_to_identical_shards(sample, tmp_path):
+    archive = _replicate(sample, tmp_path / "big", copies=24)  # 120 patches
+    args = dict(split="random", seed=1, shard_size=4, workers=1)
+    clean = data.prepare(archive, tmp_path / "clean", **args)
+
+    out = tmp_path / "killed"
+    code = (
+        "import sys, time; from keras_mlrs.data import prepare; "
+        "prepare(sys.argv[1], sys.argv[2], split='random', seed=1, shard_size=4, workers=1, "
+        "progress=lambda d, t: time.sleep(0.15))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(archive), str(out)])
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*.tfrecord"))) < 5:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    done_before = len(list(out.glob("*.tfrecord")))
+    assert 5 <= done_before < 30, done_before  # killed midway
+    assert not (out / "manifest.json").exists()  # an unfinished run has no manifest
+
+    resumed = data.prepare(archive, out, **args)
+    assert not list(out.glob(".*.tmp-*"))
+    for split, entry in clean["splits"].items():
+        assert resumed["splits"][split]["shards"] == entry["shards"]
+    for entry in resumed["splits"].values():
+        for s in entry["shards"]:
+            assert sha256(out / s["file"]) == s["sha256"]
+
+
+def test_parallel_workers_write_the_same_shards_as_one(sample, tmp_path):
+    archive = _replicate(sample, tmp_path / "mid", copies=4)  # 20 patches
+    one = data.prepare(archive, tmp_path / "one", split="random", shard_size=5, workers=1)
+    two = data.prepare(archive, tmp_path / "two", split="random", shard_size=5, workers=2)
+    for split, entry in one["splits"].items():
+        assert two["splits"][split]["shards"] == entry["shards"]

@@ -1,0 +1,59 @@
+"""Reading one patch (folder, band file, multi-band GeoTIFF) against rasterio, and the stacked layout."""
+
+import numpy as np
+import rasterio
+
+from helpers import rasterio_groups, reference_labels
+from keras_mlrs import data
+from keras_mlrs.bigearthnet import GROUPS, STACKED_BANDS
+
+
+def test_read_patch_equals_rasterio_and_the_json_labels(sample):
+    for folder in sorted(p for p in sample.iterdir() if p.is_dir()):
+        patch = data.read_patch(folder)
+        expected = rasterio_groups(folder)
+        for g in GROUPS:
+            np.testing.assert_array_equal(patch.groups[g], expected[g])
+            assert patch.groups[g].dtype == np.uint16
+        np.testing.assert_array_equal(patch.labels, reference_labels(folder))
+        with rasterio.open(folder / f"{folder.name}_B02.tif") as src:
+            assert patch.geo.epsg == src.crs.to_epsg()
+            assert np.allclose(patch.geo.transform, src.transform.to_gdal())
+
+
+def test_read_patch_from_one_band_file_finds_its_siblings(sample):
+    folder = sample / "S2A_MSIL2A_20170613T101031_87_48"
+    a = data.read_patch(folder / f"{folder.name}_B8A.tif")
+    b = data.read_patch(folder)
+    for g in GROUPS:
+        np.testing.assert_array_equal(a.groups[g], b.groups[g])
+
+
+def test_read_multiband_geotiff_with_documented_band_order(sample, tmp_path):
+    folder = sample / "S2A_MSIL2A_20170613T101031_87_48"
+    patch = data.read_patch(folder)
+    stacked = patch.stacked("nearest")
+    path = tmp_path / "patch.tif"
+    with rasterio.open(folder / f"{folder.name}_B02.tif") as src:
+        profile = dict(src.profile, count=12)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.moveaxis(stacked, -1, 0))
+    read = data.read_patch(path)
+    for g in GROUPS:  # nearest-upsampled then block-averaged: the original pixels come back
+        np.testing.assert_array_equal(read.groups[g], patch.groups[g])
+    assert read.geo == patch.geo
+    assert read.labels is None
+
+
+def test_stacked_layout_is_pixel_repetition_in_stacked_band_order(sample):
+    patch = data.read_patch(sample / "S2A_MSIL2A_20170613T101031_87_48")
+    stacked = patch.stacked("nearest")
+    assert stacked.shape == (120, 120, 12) and stacked.dtype == np.uint16
+    np.testing.assert_array_equal(stacked[..., :4], patch.groups["b10m"])
+    np.testing.assert_array_equal(stacked[..., 4:10], patch.groups["b20m"].repeat(2, 0).repeat(2, 1))
+    np.testing.assert_array_equal(stacked[..., 10:], patch.groups["b60m"].repeat(6, 0).repeat(6, 1))
+    assert STACKED_BANDS[4] == "B05" and STACKED_BANDS[-1] == "B09"
+    bilinear = patch.stacked("bilinear")
+    assert bilinear.shape == (120, 120, 12) and bilinear.dtype == np.uint16
+    np.testing.assert_array_equal(bilinear[..., :4], patch.groups["b10m"])
+    assert abs(float(bilinear[..., 4].mean()) - float(patch.groups["b20m"][..., 0].mean())) < 5.0

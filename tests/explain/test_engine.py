@@ -1,0 +1,157 @@
+"""The LRP engine's properties and surface: conservation, the batch-normalisation canonizer,
+output activations, classes by name, presets as data, layer maps and canonizers of one's
+own, refusals, and the blocked backward convolution."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import mlp, relative_difference, small_kbranch
+from keras_mlrs.explain import (
+    BASE_MAP,
+    LRP,
+    BatchNormFold,
+    Canonizer,
+    Epsilon,
+    PassThrough,
+    UnsupportedModelError,
+    composites,
+    fold_batchnorm,
+    lrp,
+)
+from keras_mlrs.explain.kernels import blocked_conv
+
+pytestmark = pytest.mark.backends
+
+CLASSES = [0, 11, 18]
+
+
+def test_z_rule_without_bias_conserves_the_logit(patches):
+    model = small_kbranch(5, zero_bias=True)
+    relevance = lrp(model, patches, CLASSES, preset="lrp.z")
+    total = sum(r.sum(axis=tuple(range(2, r.ndim))) for r in relevance.values())  # [batch, classes]
+    logits = np.asarray(model.predict_on_batch(patches))[:, CLASSES]
+    np.testing.assert_allclose(total, logits, rtol=1e-4, atol=1e-6)
+
+def test_folding_batchnorm_changes_neither_outputs_nor_relevance(patches):
+    model = small_kbranch(6)
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    np.testing.assert_allclose(folded.predict_on_batch(patches), model.predict_on_batch(patches), rtol=1e-4, atol=1e-4)
+    a, b = lrp(model, patches, 4, preset="lrp.epsilon"), lrp(folded, patches, 4, preset="lrp.epsilon")
+    for group in a:
+        assert relative_difference(a[group], b[group]) <= 1e-4
+
+def test_relevance_starts_from_the_logit_whatever_the_output_activation(patches):
+    model = small_kbranch(7)
+    x = model.get_layer("fusion_dropout").output
+    sigmoid_dense = keras.layers.Dense(19, activation="sigmoid", name="sigmoid_logits")
+    with_sigmoid = keras.Model(model.input, sigmoid_dense(x))
+    sigmoid_dense.set_weights(model.get_layer("logits").get_weights())
+    with_layer = keras.Model(model.input, keras.layers.Activation("sigmoid")(model.outputs[0]))
+    expected = lrp(model, patches, [2, 3])
+    for other in (with_sigmoid, with_layer):
+        got = lrp(other, patches, [2, 3])
+        for group in expected:
+            np.testing.assert_allclose(got[group], expected[group], rtol=1e-5, atol=1e-9)
+
+def test_classes_by_name_or_index_in_one_call_equal_separate_calls(patches):
+    model = small_kbranch(8)
+    analyzer = LRP(model, "lrp.alpha_2_beta_1")
+    together = analyzer(patches, ["urban fabric", 7, "Marine waters"], batch_size=3)
+    for k, cls in enumerate([0, 7, 18]):
+        alone = analyzer(patches, cls)
+        for group in together:
+            assert together[group].shape == (8, 3, *patches[group].shape[1:])
+            assert relative_difference(together[group][:, k], alone[group][:, 0]) <= 1e-5
+
+def test_unsupported_models_and_inputs_are_refused_with_the_reason():
+    inputs = keras.Input((8,))
+    normed = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.LayerNormalization(name="ln")(inputs)))
+    with pytest.raises(UnsupportedModelError, match="'ln' \\(LayerNormalization\\)"):
+        LRP(normed)
+    bn_first = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.BatchNormalization(name="bn0")(inputs)))
+    with pytest.raises(UnsupportedModelError, match="'bn0' does not directly follow"):
+        LRP(bn_first)
+    shared = keras.layers.Dense(8, name="shared")
+    twice = keras.Model(inputs, keras.layers.Dense(3)(shared(shared(inputs))))
+    with pytest.raises(UnsupportedModelError, match="'shared' is called more than once"):
+        LRP(twice)
+
+    class Custom(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(UnsupportedModelError, match="subclassed"):
+        LRP(Custom())
+    model = mlp(0)
+    with pytest.raises(ValueError, match="19-class"):
+        lrp(model, np.zeros((1, 10), "float32"), "urban fabric")
+    with pytest.raises(ValueError, match="out of range"):
+        lrp(model, np.zeros((1, 10), "float32"), 7)
+    with pytest.raises(ValueError, match="shape \\(9,\\)"):
+        lrp(model, np.zeros((2, 9), "float32"), 0)
+    with pytest.raises(ValueError, match="unknown LRP preset 'lrp.epsilom'.*Did you mean 'lrp.epsilon'"):
+        lrp(model, np.zeros((1, 10), "float32"), 0, preset="lrp.epsilom")
+    with pytest.raises(ValueError, match="no parameter 'gamma'"):
+        lrp(model, np.zeros((1, 10), "float32"), 0, preset="lrp.epsilon", gamma=1.0)
+
+@pytest.mark.parametrize("size, kernel", [((12, 12), (5, 5)), ((11, 13), (5, 6)), ((9, 10), (7, 5)), ((10, 10), (4, 4))])
+def test_blocked_convolution_equals_the_direct_one(size, kernel):
+    """The 2 x 2-block form of a first layer's backward convolution, odd and even sizes and
+    kernels, against the direct convolution."""
+
+    rng = np.random.default_rng(sum(size) + sum(kernel))
+    x = rng.normal(size=(3, size[0] + kernel[0] - 1, size[1] + kernel[1] - 1, 6)).astype("float32")
+    k = rng.normal(size=(*kernel, 6, 3)).astype("float32")
+    direct = keras.ops.convert_to_numpy(keras.ops.conv(x, k, padding="valid"))
+    blocked = keras.ops.convert_to_numpy(blocked_conv(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(k), size))
+    assert blocked.shape == direct.shape
+    np.testing.assert_allclose(blocked, direct, rtol=1e-4, atol=1e-4 * np.abs(direct).max())
+
+
+def test_presets_are_composites_whose_parameters_replace_rule_fields():
+    assert composites.names()[:2] == ["lrp.z", "lrp.epsilon"]
+    assert composites.parameters("lrp.epsilon") == {"epsilon": 1e-7, "bias": True}
+    assert composites.parameters("lrp.sequential_preset_b") == {"epsilon": 0.1, "full_bias": False}
+    assert composites.parameters("lrp.z_plus") == {}
+    preset_b = composites.get("lrp.sequential_preset_b", epsilon=0.5, full_bias=True)
+    assert preset_b.dense == Epsilon(0.5) and preset_b.conv.full_bias and preset_b.conv.alpha == 2.0
+    assert composites.get("lrp.sequential_preset_b_flat").first is not None
+    with pytest.raises(ValueError, match="no parameter 'alpha'"):
+        composites.get("lrp.alpha_1_beta_0", alpha=2.0)  # the preset fixes alpha and beta
+    with pytest.raises(ValueError, match="alpha - beta = 1"):
+        composites.get("lrp.alpha_beta", alpha=2.0)
+
+
+def test_a_layer_map_of_ones_own_covers_another_layer():
+    inputs = keras.Input((6,))
+    x = keras.layers.Dense(5, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.UnitNormalization(name="unit")(x)))
+    with pytest.raises(UnsupportedModelError, match="'unit' \\(UnitNormalization\\).*LayerMap"):
+        LRP(model)
+    passing = dataclasses.replace(composites.get("lrp.epsilon"), layer_map=BASE_MAP.extended(
+        (keras.layers.UnitNormalization, PassThrough())))
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
+    relevance = lrp(model, x, [0, 2], preset=passing)
+    assert relevance.shape == (4, 2, 6) and np.isfinite(relevance).all() and np.abs(relevance).max() > 0
+
+
+def test_canonizers_are_passed_in(patches):
+    model = small_kbranch(9)
+    with pytest.raises(UnsupportedModelError, match="BatchNormalization"):
+        LRP(model, canonizers=())  # nothing folds the batch normalisation: its layers have no rule
+
+    class Counting(Canonizer):
+        calls = 0
+
+        def apply(self, graph):
+            Counting.calls += 1
+            return graph
+
+    folded = LRP(model, canonizers=(BatchNormFold(), Counting()))(patches, 3)
+    assert Counting.calls == 1
+    for group, r in lrp(model, patches, 3).items():
+        np.testing.assert_allclose(folded[group], r, rtol=1e-5, atol=1e-9)

@@ -1,0 +1,95 @@
+"""Training runs in the library: exact resume after an interruption, two-replica
+distribution, the multi-worker refusal, and the run directory's layout."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import TINY
+from keras_mlrs import data, runs
+from keras_mlrs.errors import MlrsError
+from keras_mlrs.runs import RunDirectory, TrainConfig
+
+
+def read_history(run):
+    return RunDirectory(run).state()["history"]
+
+
+class _InterruptAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_resumes_exactly_as_if_uninterrupted(tiny_runs, tmp_path):
+    """The session's bce run (2 epochs of 2 steps, dropout 0.5) against the same configuration
+    interrupted by Ctrl-C during its second epoch, then resumed."""
+    straight = tiny_runs["bce"][0]
+    config = RunDirectory(straight).config()
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C during the second epoch
+        runs.train(config, tmp_path / "cut", callbacks=[_InterruptAtEpoch(1)])
+    assert runs.read_state(tmp_path / "cut")["epoch"] == 1
+    assert len(read_history(tmp_path / "cut")) == 1
+    runs.resume(tmp_path / "cut")
+    assert [r["epoch"] for r in read_history(tmp_path / "cut")] == [1, 2]
+    for a, b in zip(read_history(straight), read_history(tmp_path / "cut")):
+        assert a["loss"] == b["loss"] and a["val_loss"] == b["val_loss"]
+    a = keras.saving.load_model(straight / runs.LAST)
+    b = keras.saving.load_model(tmp_path / "cut" / runs.LAST)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)  # dropout masks, data order and optimizer state all restored
+    with pytest.raises(MlrsError, match="already finished"):
+        runs.resume(tmp_path / "cut")
+
+
+def test_the_run_directory_names_its_files(tiny_runs):
+    run = RunDirectory(tiny_runs["bce"][0])
+    assert run.exists() and run.finished() is run
+    assert run.checkpoint(12).name == "epoch-0012.keras" and run.checkpoint(12).parent.name == runs.CHECKPOINTS
+    assert run.evaluation("test").name == "evaluation-test"
+    assert runs.model_file(run.path) == run.path / runs.BEST
+    assert run.config().loss == "bce" and run.state()["finished"]
+    with pytest.raises(MlrsError, match="is not a run directory"):
+        RunDirectory(run.path.parent).finished()
+
+
+def test_mirrored_training_on_two_logical_cpu_devices(tmp_path):
+    prepared = tmp_path / "data"  # 2 train, 2 validation patches: every batch splits over 2 replicas
+    data.prepare(data.sample_path(), prepared, split="random", seed=0, fractions=(0.4, 0.4, 0.2), workers=1)
+    script = textwrap.dedent(f"""
+        import json, os
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from keras_mlrs import runs
+        seen = {{}}
+        config = runs.TrainConfig(loss="sparsemax", data={str(prepared)!r}, epochs=2, batch_size=2,
+                                  distribute="mirrored", model_params={TINY!r})
+        result = runs.train(config, {str(tmp_path / "run")!r}, on_start=seen.update)
+        print(json.dumps({{"replicas": seen["replicas"], "f1": result["samples"]["f1"]}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    assert 0.0 <= result["f1"] <= 1.0
+    history = read_history(tmp_path / "run")
+    assert len(history) == 2 and all(np.isfinite(r["loss"]) for r in history)
+
+
+def test_multiworker_without_tf_config_is_a_clear_error(prepared, tmp_path, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    config = TrainConfig(data=str(prepared), epochs=1, distribute="multiworker")
+    with pytest.raises(MlrsError, match="TF_CONFIG"):
+        runs.train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
