@@ -139,9 +139,10 @@ def export(run_dir, folder, repo: str, split: str = "test", license: str = LICEN
     if folder.exists() and not (folder.is_dir() and (not any(folder.iterdir()) or is_exported_folder(folder))):
         raise HubError(f"{folder} exists and is not an exported model folder; choose another `folder`.")
     say(f"evaluating {run.path.name} on the {split} split")
-    report = run_report(run.path, split)
+    model = load_local_model(run.path)
+    report = run_report(run.path, split, model=model)
     config, state = run.config(), run.state()
-    model = _publishable(load_local_model(run.path))
+    model = _publishable(model)
     with atomic_folder(folder) as staging:
         keras.saving.save_model(model, staging / "model", zipped=False)
         for item in (staging / "model").iterdir():

@@ -103,17 +103,18 @@ def evaluation_data(model, source=None, split: str = "test", data=None, split_sc
     return ds, patches.path
 
 
-def run_report(run_dir, split: str = "test", batch_size: int = 256) -> dict:
+def run_report(run_dir, split: str = "test", batch_size: int = 256, model=None) -> dict:
     """The report of the run's best model on ``split`` of its own data: read from
     ``<run>/evaluation-<split>/report.json`` when that is newer than the model, else
-    computed and written there with every output of ``mlrs evaluate``."""
+    computed and written there with every output of ``mlrs evaluate``. ``model``: the run's
+    best model when the caller has loaded it already."""
     run = RunDirectory(run_dir)
     model_path = model_file(run.path)
     folder = run.evaluation(split)
     cached = folder / "report.json"
     if cached.is_file() and cached.stat().st_mtime >= model_path.stat().st_mtime:
         return json.loads(cached.read_text())
-    model = load_model(run.path)
+    model = model if model is not None else load_model(run.path)
     ds, path = evaluation_data(model, run.path, split, batch_size=batch_size)
     report = {"model": str(run.path), "data": str(path), "split": split, **evaluate(model, ds)}
     write_report(report, folder, title=f"{run.path.name} on {split}")

@@ -275,7 +275,7 @@ def _run(config: TrainConfig, run: RunDirectory, *, resume, overwrite, callbacks
             logs = {k: v[-1] for k, v in history.history.items()}
             recorder.epoch_done(model, epoch + 1, logs, time.perf_counter() - start)
             created = False  # a completed epoch makes the run resumable: never remove it now
-        return _finish(run, recorder.state, data, write=chief)
+        return _finish(run, recorder.state, data, model, write=chief)
     except BaseException:
         if created:  # nothing completed: leave no half-written run directory behind
             shutil.rmtree(run.path, ignore_errors=True)
@@ -284,11 +284,13 @@ def _run(config: TrainConfig, run: RunDirectory, *, resume, overwrite, callbacks
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _finish(run: RunDirectory, state: dict, data: _Data, write: bool) -> dict:
-    """Evaluate the best model on the validation split, write ``metrics.json`` and mark the run finished."""
+def _finish(run: RunDirectory, state: dict, data: _Data, model, write: bool) -> dict:
+    """Evaluate the best model on the validation split (``model``, the last epoch's, when that
+    is the best), write ``metrics.json`` and mark the run finished."""
     result = {"split": "validation", "best_epoch": state["best"]["epoch"], "epochs": state["epoch"]}
     if write:
-        result.update(evaluate(load_model(run.path), data.dataset("validation")))
+        best = model if state["best"]["epoch"] == state["epoch"] else load_model(run.path)
+        result.update(evaluate(best, data.dataset("validation")))
         atomic_write_text(run / METRICS, json.dumps(result, indent=1))
         run.write_state({**state, "finished": True})
     return result

@@ -40,8 +40,8 @@ def run_demo(out_dir, loss_names=("bce", "sparsemax"), epochs: int = 3, seed: in
         config = TrainConfig(loss=name, data=str(data.resolve()), epochs=epochs, seed=seed, batch_size=1024)
         say(f"training {name} for {epochs} epochs into {run.path}")
         train(config, run.path, overwrite=True, callbacks=callbacks, on_start=on_start)
-        report = run_report(run.path, "test")
         model = load_model(run.path)
+        report = run_report(run.path, "test", model=model)
         prediction = predict(model, [patch])[0]
         summary["runs"][name] = {
             "run_dir": str(run.path), "evaluation": str(run.evaluation("test")), "decision": rule_of(model).describe(),
