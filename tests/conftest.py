@@ -14,7 +14,6 @@ import shutil  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from filelock import FileLock  # noqa: E402
 
 from helpers import TINY, TINY_FLAGS  # noqa: E402
 from keras_mlrs import data  # noqa: E402
@@ -33,31 +32,12 @@ def sample(tmp_path_factory):
     return dst
 
 
-def shared(tmp_path_factory, name, make):
-    """A folder made once per test session, even when pytest-xdist runs it in several
-    workers: the first to ask makes it (``make(folder)``, under a lock), the others reuse it."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the folder every worker's own temporary folder sits in
-    folder = root / name
-    with FileLock(f"{folder}.lock"):
-        if not (folder / ".complete").exists():
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-            make(folder)
-            (folder / ".complete").touch()
-    return folder
-
-
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory):
     """The sample prepared with a random split (seed 0): 3 train, 1 validation, 1 test patch."""
-
-    def make(folder):
-        data.prepare(data.sample_path(), folder / "sample", split="random", seed=0, fractions=(0.6, 0.2, 0.2),
-                     workers=1)
-
-    return shared(tmp_path_factory, "prepared", make) / "sample"
+    out = tmp_path_factory.mktemp("prepared") / "sample"
+    data.prepare(data.sample_path(), out, split="random", seed=0, fractions=(0.6, 0.2, 0.2), workers=1)
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -82,18 +62,16 @@ def tiny_runs(prepared, tmp_path_factory):
 
     from keras_mlrs.cli.main import app
 
-    def make(root):
-        config = root / "ranking.toml"
-        config.write_text(f'loss = "ranking"\ndata = "{prepared}"\nepochs = 2\nbatch_size = 2\nlr = 0.002\n'
-                          "[loss_params]\nmargin = 0.5\n[model_params]\n"
-                          + "".join(f"{k} = {v}\n" for k, v in TINY.items()))
-        common = ["--data", str(prepared), "--epochs", "2", "--batch-size", "2", "--lr", "0.001", *TINY_FLAGS]
-        commands = {"bce": ["--loss", "bce", *common], "ranking": ["--config", str(config), "--margin", "2"],
-                    "sparsemax": ["--loss", "sparsemax", *common]}
-        for loss, args in commands.items():
-            result = CliRunner().invoke(app, ["train", *args, "--run-dir", str(root / loss)])
-            assert result.exit_code == 0, result.output
-            (root / f"{loss}.out").write_text(result.output)
-
-    root = shared(tmp_path_factory, "tiny_runs", make)
-    return {loss: (root / loss, (root / f"{loss}.out").read_text()) for loss in ("bce", "ranking", "sparsemax")}
+    root = tmp_path_factory.mktemp("runs")
+    config = root / "ranking.toml"
+    config.write_text(f'loss = "ranking"\ndata = "{prepared}"\nepochs = 2\nbatch_size = 2\nlr = 0.002\n'
+                      "[loss_params]\nmargin = 0.5\n[model_params]\n" + "".join(f"{k} = {v}\n" for k, v in TINY.items()))
+    common = ["--data", str(prepared), "--epochs", "2", "--batch-size", "2", "--lr", "0.001", *TINY_FLAGS]
+    commands = {"bce": ["--loss", "bce", *common], "ranking": ["--config", str(config), "--margin", "2"],
+                "sparsemax": ["--loss", "sparsemax", *common]}
+    out = {}
+    for loss, args in commands.items():
+        result = CliRunner().invoke(app, ["train", *args, "--run-dir", str(root / loss)])
+        assert result.exit_code == 0, result.output
+        out[loss] = (root / loss, result.output)
+    return out

@@ -27,12 +27,12 @@ trap 'rm -rf "$work"' EXIT
 uv --no-deps --target "$work/staged" .
 (cd "$work/staged" && "$root/.venv/bin/lint-imports" --no-cache "$root/pyproject.toml")
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet
-# The two suites side by side (TensorFlow's in two workers, a test file each at a time); they
-# share what the tests make once (tests/conftest.py: shared) and iNNvestigate's reference.
+# The two suites side by side, a core each; they share iNNvestigate's reference through
+# pytest's cache (computed once, under a file lock).
 KERAS_BACKEND=jax .venv/bin/python -m pytest -q -m backends >"$work/jax.log" 2>&1 &
 jax=$!
 tf=0
-KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -q -n 2 --dist loadfile || tf=$?
+KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -q || tf=$?
 jax_status=0
 wait "$jax" || jax_status=$?
 echo "--- the backend-agnostic tests under JAX ---"

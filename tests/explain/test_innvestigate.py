@@ -47,7 +47,7 @@ def _dtype(case) -> str:
 
 @pytest.fixture(scope="module")
 def innvestigate_reference(patches, request):
-    """iNNvestigate's relevance for every agreement case, from two worker processes. The
+    """iNNvestigate's relevance for every agreement case, from one worker process. The
     results are cached on disk (pytest's cache, under a lock), keyed by the weights and
     inputs, so the TensorFlow and JAX runs of the suite share one computation."""
     stacked = np.concatenate(
@@ -78,7 +78,7 @@ def innvestigate_reference(patches, request):
         if missing:
             with float64_mode():  # the bridge normalises the bands in float64 for float64 cases
                 computed = run_many([(cases[k][0], cases[k][1], CLASSES, cases[k][2], {"dtype": _dtype(k)})
-                                     for k in missing], processes=2)
+                                     for k in missing])
             for key, (relevance, _) in zip(missing, computed):
                 relevance = relevance if isinstance(relevance, dict) else {"bands": relevance}
                 np.savez(paths[key], **relevance)
