@@ -45,15 +45,8 @@ def value_and_grad(fn, x):
     pytest.fail(f"no gradient helper for backend {BACKEND}")
 
 
-def run_mlrs(*args, timeout=300, env=None):
-    """`mlrs` in a fresh process, as a user runs it (stdout and stderr captured as text);
-    ``env``: variables added to this process's environment."""
-    return subprocess.run([sys.executable, "-c", MLRS, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **env} if env else None)
-
-
 def run_mlrs_here(capsys, *args):
-    """`mlrs` in this process (as :func:`run_mlrs`, without a new interpreter's start-up):
+    """`mlrs` in this process, without a new interpreter's start-up:
     the entry point with its error handling, output captured by ``capsys``."""
     from keras_mlrs.cli.main import main
 
@@ -71,7 +64,7 @@ def run_mlrs_here(capsys, *args):
 
 
 def one_line_error(result, *fragments):
-    """Assert that ``result`` (of :func:`run_mlrs`) is a user error: exit code 2, one line
+    """Assert that ``result`` (of :func:`run_mlrs_here`) is a user error: exit code 2, one line
     on stderr containing every fragment, no traceback. Returns the line."""
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]

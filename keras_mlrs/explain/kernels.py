@@ -65,7 +65,7 @@ def compile_function(fn, jit: bool):
         import tensorflow as tf  # the backend in use, and only it
 
         tf.get_logger().addFilter(_quiet_retracing)
-        return tf.function(fn, jit_compile=bool(jit))  # static shapes: no reduce_retracing
+        return tf.function(fn, jit_compile=bool(jit), autograph=False)  # static shapes: no reduce_retracing
     raise UnsupportedModelError(f"LRP runs on the tensorflow and jax backends, not '{backend}'; set KERAS_BACKEND.")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from huggingface_hub import ModelCard
 
-from helpers import PNG, one_line_error, run_mlrs, run_mlrs_here, seed_hub_cache
+from helpers import PNG, one_line_error, run_mlrs_here, seed_hub_cache
 from keras_mlrs import data, runs
 from keras_mlrs.bigearthnet import CLASS_NAMES
 from keras_mlrs.core.metrics import SCORES, STUDY_AVERAGES
@@ -154,18 +154,16 @@ def test_published_models_load_and_explain_offline_through_hf(study, tmp_path, c
     import huggingface_hub
 
     seed_hub_cache(folder, f"{ORG}/ben19-kbranch-sparsemax", tmp_path / "cache")
-    env = {"HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1", "KERAS_BACKEND": "tensorflow",
-           "COLUMNS": "200"}
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", env["HF_HUB_CACHE"])
+    # as HF_HUB_CACHE and HF_HUB_OFFLINE=1 set them (huggingface_hub reads both at import)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("COLUMNS", "200")
     pulled = run_mlrs_here(capsys, "pull", f"{ORG}/ben19-kbranch-sparsemax")
     assert pulled.returncode == 0, pulled.stderr
     assert "sparsemax(z) > 0" in pulled.stdout and "F1 (samples) (test)" in pulled.stdout
     patch = patch_folder()
-    # the one run in a fresh process: the variables a user sets, read by huggingface_hub at import
-    done = run_mlrs("explain", patch, "--model", f"hf://{ORG}/ben19-kbranch-sparsemax", "-c", "Urban fabric",
-                    "--out", tmp_path / "explained", env=env)
+    done = run_mlrs_here(capsys, "explain", patch, "--model", f"hf://{ORG}/ben19-kbranch-sparsemax", "-c",
+                         "Urban fabric", "--out", tmp_path / "explained")
     assert done.returncode == 0, done.stderr
     local = heatmaps.explain_patch(runs.load_model(study["zoo"] / "sparsemax"), data.read_patch(patch), [0])
     np.testing.assert_allclose(np.load(tmp_path / "explained" / f"{patch.name}_lrp.npy"), local.relevance,
