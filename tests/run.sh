@@ -1,9 +1,9 @@
 #!/bin/sh
 # The whole test suite, as CI runs it: lint, the architecture contracts, the docs build,
 # then, side by side on the two cores, the backend-agnostic tests (marked `backends`) under
-# JAX and every test under TensorFlow. Creates or reuses .venv and installs the project with
-# its dev extras (with uv, which installs in seconds) and iNNvestigate, and Debian's
-# Chromium when it is missing.
+# both JAX and TensorFlow, every other test under one of them. Creates or reuses .venv and
+# installs the project with its dev extras (with uv, which installs in seconds) and
+# iNNvestigate, and Debian's Chromium when it is missing.
 set -eu
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
@@ -27,14 +27,15 @@ trap 'rm -rf "$work"' EXIT
 uv --no-deps --target "$work/staged" .
 (cd "$work/staged" && "$root/.venv/bin/lint-imports" --no-cache "$root/pyproject.toml")
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet
-# The two suites side by side, a core each; they share iNNvestigate's reference through
-# pytest's cache (computed once, under a file lock).
-KERAS_BACKEND=jax .venv/bin/python -m pytest -q -m backends >"$work/jax.log" 2>&1 &
+# The two suites side by side, a core each: the backend-agnostic tests (and, to balance the
+# cores, those that compute nothing with Keras) under JAX, the rest under TensorFlow. They
+# share iNNvestigate's reference through pytest's cache (computed once, under a file lock).
+KERAS_BACKEND=jax .venv/bin/python -m pytest -q --durations=15 -m "backends or backend_free" >"$work/jax.log" 2>&1 &
 jax=$!
 tf=0
-KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -q || tf=$?
+KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -q --durations=15 -m "not backend_free" || tf=$?
 jax_status=0
 wait "$jax" || jax_status=$?
-echo "--- the backend-agnostic tests under JAX ---"
+echo "--- under JAX: the backend-agnostic tests and those that compute nothing with Keras ---"
 cat "$work/jax.log"
 [ "$tf" -eq 0 ] && [ "$jax_status" -eq 0 ]

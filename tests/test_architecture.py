@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
+pytestmark = pytest.mark.backend_free
+
 ROOT = Path(__file__).resolve().parent.parent
 #: the folders that install as the keras_mlrs package (see [tool.setuptools.package-dir])
 SOURCES = {"keras_mlrs": ROOT / "keras_mlrs", "keras_mlrs.cli": ROOT / "cli", "keras_mlrs.zoo": ROOT / "zoo"}

@@ -2,7 +2,11 @@
 
 from pathlib import Path
 
+import pytest
+
 from keras_mlrs import losses
+
+pytestmark = pytest.mark.backend_free
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -13,6 +13,8 @@ from keras_mlrs.errors import (
     keyword_defaults,
 )
 
+pytestmark = pytest.mark.backend_free
+
 
 def build(name="x", size: int = 3, *, scale=1.0):
     return (name, size, scale)

@@ -12,6 +12,8 @@ from keras_mlrs.files import (
     toml_dumps,
 )
 
+pytestmark = pytest.mark.backend_free
+
 
 def test_an_output_appears_only_when_complete(tmp_path):
     target = tmp_path / "sub" / "report.json"

@@ -65,7 +65,11 @@ def compile_function(fn, jit: bool):
         import tensorflow as tf  # the backend in use, and only it
 
         tf.get_logger().addFilter(_quiet_retracing)
-        return tf.function(fn, jit_compile=bool(jit), autograph=False)  # static shapes: no reduce_retracing
+        # The relevance function is a plain Python loop over the graph's steps, fixed when it
+        # is built, with no tensor-dependent control flow: AutoGraph has nothing to convert,
+        # and skipping it makes tracing several times faster (same relevance, tested). The
+        # shapes are static, so there is no reduce_retracing either.
+        return tf.function(fn, jit_compile=bool(jit), autograph=False)
     raise UnsupportedModelError(f"LRP runs on the tensorflow and jax backends, not '{backend}'; set KERAS_BACKEND.")
 
 

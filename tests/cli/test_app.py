@@ -5,11 +5,14 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from helpers import one_line_error, run_mlrs_here
 from keras_mlrs.cli.app import app, render_error
 from keras_mlrs.core import losses
+
+pytestmark = pytest.mark.backend_free
 
 runner = CliRunner()
 

@@ -1,11 +1,14 @@
 """`mlrs data prepare` from the command line: the split scheme shown, library errors in the
 command's own terms."""
 
+import pytest
 from typer.testing import CliRunner
 
 from helpers import one_line_error, run_mlrs_here
 from keras_mlrs import data
 from keras_mlrs.cli.main import app
+
+pytestmark = pytest.mark.backend_free
 
 
 def test_prepare_on_the_sample_prints_the_split_scheme(tmp_path):

@@ -5,6 +5,8 @@ import pytest
 from keras_mlrs import data
 from keras_mlrs.errors import MlrsError
 
+pytestmark = pytest.mark.backend_free
+
 KNOWN_MAPPING = {
     "Continuous urban fabric": "Urban fabric",
     "Non-irrigated arable land": "Arable land",

@@ -1,11 +1,14 @@
 """Reading one patch (folder, band file, multi-band GeoTIFF) against rasterio, and the stacked layout."""
 
 import numpy as np
+import pytest
 import rasterio
 
 from helpers import rasterio_groups, reference_labels
 from keras_mlrs import data
 from keras_mlrs.bigearthnet import GROUPS, STACKED_BANDS
+
+pytestmark = pytest.mark.backend_free
 
 
 def test_read_patch_equals_rasterio_and_the_json_labels(sample):

@@ -1,6 +1,7 @@
 """The loader: prepared shards to the GeoTIFF pixels, seeded order, the stacked layout, sharding."""
 
 import numpy as np
+import pytest
 
 from helpers import (
     SAMPLE_TEST,
@@ -12,6 +13,8 @@ from helpers import (
 )
 from keras_mlrs import data
 from keras_mlrs.bigearthnet import GROUPS
+
+pytestmark = pytest.mark.backend_free
 
 
 def test_prepared_shards_load_to_the_geotiff_pixels(sample, tmp_path):

@@ -16,6 +16,8 @@ from keras_mlrs.bigearthnet import GROUPS
 from keras_mlrs.data.shards.format import sha256, shard_files
 from keras_mlrs.errors import MlrsError
 
+pytestmark = pytest.mark.backend_free
+
 
 def test_sample_prepare_official_splits_and_manifest(sample, tmp_path):
     manifest = data.prepare(sample, tmp_path / "out", workers=1)

@@ -14,6 +14,8 @@ from keras_mlrs.data.shards.format import FRAMED_BYTES, KEY_SHIFT, shard_files
 from keras_mlrs.data.shards.reader import ShardReader
 from keras_mlrs.errors import MlrsError
 
+pytestmark = pytest.mark.backend_free
+
 
 @pytest.fixture
 def five(sample, tmp_path):

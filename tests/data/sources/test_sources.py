@@ -22,6 +22,8 @@ from keras_mlrs.data.patch import Patch
 from keras_mlrs.data.sources import unpack_if_tar, write_official_tfrecord
 from keras_mlrs.errors import MlrsError
 
+pytestmark = pytest.mark.backend_free
+
 
 def reference_patch(folder) -> Patch:
     """A patch as rasterio and the JSON read it, independent of the package's readers."""
