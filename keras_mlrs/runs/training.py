@@ -226,8 +226,8 @@ def _model(config: TrainConfig, run: RunDirectory, state: dict):
         return model
     model = models.get(config.model, **config.model_params)
     loss = losses.get(config.loss, **config.loss_params)
-    model.compile(optimizer=_optimizer(config.optimizer, config.lr), loss=loss, metrics=metrics.standard(loss.decision),
-                  jit_compile=config.jit)
+    scores = metrics.standard(loss.decision, num_classes=int(model.outputs[0].shape[-1]))
+    model.compile(optimizer=_optimizer(config.optimizer, config.lr), loss=loss, metrics=scores, jit_compile=config.jit)
     return model
 
 

@@ -571,3 +571,15 @@ def test_class_count_change_after_first_batch_raises(key):
     m.update_state(np.zeros((1, K_SMALL), "float32"), np.zeros((1, K_SMALL), "float32"))
     with pytest.raises(MlrsError):
         m.update_state(np.zeros((1, 19), "float32"), np.zeros((1, 19), "float32"))
+
+
+def test_metrics_built_in_advance_equal_lazily_built_ones():
+    y, logits, w = make_data(4, N, K_SMALL)
+    built = metrics.standard("sigmoid", num_classes=K_SMALL)
+    assert all(m.variables for m in built)  # their state exists before the first update
+    lazy = metrics.standard("sigmoid")
+    assert not any(m.variables for m in lazy)
+    got = stream({m.name: m for m in built}, y, logits, w)
+    assert_matches(got, stream({m.name: m for m in lazy}, y, logits, w), atol=0.0)
+    with pytest.raises(MlrsError, match="has seen 4 classes, now got 19"):
+        built[0].update_state(np.zeros((2, 19)), np.zeros((2, 19)))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from filelock import FileLock
 
-from helpers import float64_mode, mlp, relative_difference, residual_net, small_kbranch
+from helpers import BACKEND, float64_mode, mlp, relative_difference, residual_net, small_kbranch
 from keras_mlrs import data
 from keras_mlrs.errors import InvalidParameterError
 from keras_mlrs.explain import LRP, fold_batchnorm, lrp
@@ -41,6 +41,9 @@ ILL_CONDITIONED = {"lrp.alpha_2_beta_1", "lrp.sequential_preset_b"}
 FLOAT64_PRESETS = ["lrp.epsilon", *sorted(ILL_CONDITIONED)]
 #: the patches compared in float64 (of the 8 the float32 tests compare)
 FLOAT64_PATCHES = 4
+#: compared on the residual CNN in float32 (well conditioned there), under both backends:
+#: with the K-Branch presets above, every preset of each backend's engine meets iNNvestigate
+RESIDUAL_PRESETS = ["lrp.epsilon", *sorted(ILL_CONDITIONED)]
 
 def _dtype(case) -> str:
     return "float64" if case[0].endswith("float64") else "float32"
@@ -62,7 +65,7 @@ def innvestigate_reference(patches, request):
     cases = {("kbranch", p): (kbranch, patches, p) for p in AGREEMENT_PRESETS if p not in ILL_CONDITIONED}
     for p in FLOAT64_PRESETS:
         cases[("kbranch-float64", p)] = (kbranch, patches, p)
-    for p in ("lrp.epsilon", "lrp.alpha_2_beta_1"):
+    for p in RESIDUAL_PRESETS:
         cases[("residual", p)] = (residual_net(2), stacked, p)
     cache = request.config.cache.mkdir("keras-mlrs-innvestigate")
     paths = {}
@@ -76,9 +79,11 @@ def innvestigate_reference(patches, request):
     with FileLock(cache / "lock"):  # the suite of the other backend may be computing them right now
         missing = [key for key, path in paths.items() if not path.exists()]
         if missing:
+            # Two workers: the other backend's suite waits on the lock meanwhile, so its core
+            # would otherwise idle for the whole computation (about 100 s of analyzer builds).
             with float64_mode():  # the bridge normalises the bands in float64 for float64 cases
                 computed = run_many([(cases[k][0], cases[k][1], CLASSES, cases[k][2], {"dtype": _dtype(k)})
-                                     for k in missing])
+                                     for k in missing], processes=2)
             for key, (relevance, _) in zip(missing, computed):
                 relevance = relevance if isinstance(relevance, dict) else {"bands": relevance}
                 np.savez(paths[key], **relevance)
@@ -102,6 +107,9 @@ def test_native_engine_agrees_with_innvestigate_on_kbranch(preset, innvestigate_
             for c in range(len(CLASSES)):
                 assert relative_difference(native[group][i, c], reference[group][i, c]) <= 1e-4, (group, i, c)
 
+@pytest.mark.skipif(BACKEND == "jax", reason="K-Branch in float64 is TensorFlow's check: XLA's CPU backend takes "
+                    "~11 s to compile each float64 alpha-beta relevance function; the JAX engine meets iNNvestigate "
+                    "on these presets on the residual CNN")
 @pytest.mark.parametrize("preset", FLOAT64_PRESETS)
 def test_in_float64_the_engines_agree_on_every_heatmap(preset, innvestigate_reference):
     """Both engines in float64 (weights and normalised bands alike): every heatmap agrees to
@@ -110,8 +118,8 @@ def test_in_float64_the_engines_agree_on_every_heatmap(preset, innvestigate_refe
     cancels. Measured (TensorFlow): at most 8.4e-13 (lrp.epsilon: 3e-14)."""
     model, x, reference = innvestigate_reference[("kbranch-float64", preset)]
     params = {"full_bias": True} if preset in FULL_BIAS else {}
-    # the first four patches: float64 convolutions are slow on JAX's CPU, and the question
-    # (do the engines compute the same function?) needs no more
+    # the first four patches: the question (do the engines compute the same function?) needs
+    # no more
     x = {group: array[:FLOAT64_PATCHES] for group, array in x.items()}
     with float64_mode():
         native = lrp(model, x, CLASSES, preset=preset, dtype="float64", **params)
@@ -153,7 +161,7 @@ def test_the_bias_placement_matters_when_there_is_a_bias(innvestigate_reference)
     same_sign = lrp(model, x, CLASSES, preset="lrp.alpha_2_beta_1")
     assert relative_difference(same_sign["b10m"], reference["b10m"]) > 1e-3
 
-@pytest.mark.parametrize("preset", ["lrp.epsilon", "lrp.alpha_2_beta_1"])
+@pytest.mark.parametrize("preset", RESIDUAL_PRESETS)
 def test_native_engine_agrees_with_innvestigate_on_a_residual_cnn(preset, innvestigate_reference):
     model, x, reference = innvestigate_reference[("residual", preset)]
     native = lrp(model, x, CLASSES, preset=preset, **({"full_bias": True} if preset in FULL_BIAS else {}))
