@@ -6,6 +6,7 @@
 # iNNvestigate, and Debian's Chromium when it is missing.
 set -eu
 cd "$(dirname "$0")/.."
+start=$(date +%s)
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check uv
 uv() { .venv/bin/uv pip install -q --python .venv/bin/python "$@"; }
@@ -27,6 +28,7 @@ trap 'rm -rf "$work"' EXIT
 uv --no-deps --target "$work/staged" .
 (cd "$work/staged" && "$root/.venv/bin/lint-imports" --no-cache "$root/pyproject.toml")
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet
+echo "--- install, lint, contracts and docs: $(($(date +%s) - start)) s"
 # The two suites side by side, a core each: the backend-agnostic tests (and, to balance the
 # cores, those that compute nothing with Keras) under JAX, the rest under TensorFlow. They
 # share iNNvestigate's reference through pytest's cache (computed once, under a file lock).
@@ -38,4 +40,5 @@ jax_status=0
 wait "$jax" || jax_status=$?
 echo "--- under JAX: the backend-agnostic tests and those that compute nothing with Keras ---"
 cat "$work/jax.log"
+echo "--- all done in $(($(date +%s) - start)) s (the budget: 480 s from a fresh clone)"
 [ "$tf" -eq 0 ] && [ "$jax_status" -eq 0 ]
