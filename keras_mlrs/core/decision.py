@@ -20,7 +20,7 @@ import math
 import keras
 from keras import ops
 
-from keras_mlrs.core.ops import sparsemax, sparsemax_threshold
+from keras_mlrs.core.ops import sparsemax, sparsemax_threshold, to_float32
 from keras_mlrs.errors import InvalidParameterError, Registry, keyword_defaults
 
 #: The decision rules, by name.
@@ -95,11 +95,11 @@ class Sigmoid(DecisionRule):
         self.threshold = threshold
 
     def scores(self, logits):
-        logits = ops.cast(ops.convert_to_tensor(logits), "float32")
+        logits = to_float32(logits)
         return logits - math.log(self.threshold / (1.0 - self.threshold))
 
     def __call__(self, logits):
-        logits = ops.cast(ops.convert_to_tensor(logits), "float32")
+        logits = to_float32(logits)
         return ops.cast(ops.sigmoid(logits) >= self.threshold, "float32")
 
     def get_config(self):
@@ -111,7 +111,7 @@ class Sigmoid(DecisionRule):
     confidence_name = "probability"
 
     def confidence(self, logits):
-        return ops.sigmoid(ops.cast(ops.convert_to_tensor(logits), "float32"))
+        return ops.sigmoid(to_float32(logits))
 
 
 @_register
@@ -131,7 +131,7 @@ class Logit(DecisionRule):
         self.threshold = threshold
 
     def scores(self, logits):
-        return ops.cast(ops.convert_to_tensor(logits), "float32") - self.threshold
+        return to_float32(logits) - self.threshold
 
     def get_config(self):
         return {"threshold": self.threshold}
@@ -142,7 +142,7 @@ class Logit(DecisionRule):
     confidence_name = "logit"
 
     def confidence(self, logits):
-        return ops.cast(ops.convert_to_tensor(logits), "float32")
+        return to_float32(logits)
 
 
 @_register
@@ -163,7 +163,7 @@ class SparsemaxSupport(DecisionRule):
         self.scale = scale
 
     def scores(self, logits):
-        z = ops.cast(ops.convert_to_tensor(logits), "float32") * self.scale
+        z = to_float32(logits) * self.scale
         return z - sparsemax_threshold(z, axis=-1)
 
     def get_config(self):
@@ -176,7 +176,7 @@ class SparsemaxSupport(DecisionRule):
     confidence_name = "sparsemax probability"
 
     def confidence(self, logits):
-        return sparsemax(ops.cast(ops.convert_to_tensor(logits), "float32") * self.scale, axis=-1)
+        return sparsemax(to_float32(logits) * self.scale, axis=-1)
 
 
 def names() -> list[str]:

@@ -32,7 +32,7 @@ from keras import ops
 
 from keras_mlrs.bigearthnet import TRAIN_CLASS_COUNTS
 from keras_mlrs.core import decision as decision_rules
-from keras_mlrs.core.ops import masked_logsumexp, sparsemax_threshold
+from keras_mlrs.core.ops import masked_logsumexp, sparsemax_threshold, to_float32
 from keras_mlrs.errors import (
     InvalidParameterError,
     Registry,
@@ -150,8 +150,8 @@ def resolve_class_weights(class_weights, beta: float = 0.9999, counts=None) -> n
 
 def _prepare(y_true, logits):
     """float32 tensors, with the shapes checked."""
-    logits = ops.cast(ops.convert_to_tensor(logits), "float32")
-    y_true = ops.cast(ops.convert_to_tensor(y_true), "float32")
+    logits = to_float32(logits)
+    y_true = to_float32(y_true)
     if len(logits.shape) != 2:
         raise ShapeMismatchError(
             f"logits must have shape [batch, classes], got {tuple(logits.shape)}."
@@ -166,7 +166,7 @@ def _prepare(y_true, logits):
 
 def _weighted_class_mean(elementwise, class_weights):
     if class_weights is not None:
-        w = ops.cast(ops.convert_to_tensor(np.asarray(class_weights)), "float32")
+        w = to_float32(np.asarray(class_weights))
         if elementwise.shape[-1] is not None and w.shape[0] != elementwise.shape[-1]:
             raise ShapeMismatchError(
                 f"{w.shape[0]} class weights given for {elementwise.shape[-1]} classes; "
@@ -552,9 +552,6 @@ class HammingSurrogate(MultiLabelLoss):
 
     fn = staticmethod(hamming)
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-
 
 @_register("huber", huber, "logit", "Modified Huber: quadratic near the margin, linear for outliers.",
            "Zhang, Solving Large Scale Linear Prediction Problems Using SGD, ICML 2004")
@@ -567,9 +564,6 @@ class ModifiedHuber(MultiLabelLoss):
     """
 
     fn = staticmethod(huber)
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
 
 
 @_register("ranking", ranking, "logit", "Pairwise hinge: each positive label above each negative by a margin.",
@@ -604,9 +598,6 @@ class SparsemaxLoss(MultiLabelLoss):
     """
 
     fn = staticmethod(sparsemax)
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
 
 
 @_register("asl", asl, "sigmoid", "Asymmetric loss: focuses positives, clips and down-weights easy negatives.",
@@ -651,9 +642,6 @@ class LSEP(MultiLabelLoss):
 
     fn = staticmethod(lsep)
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-
 
 @_register("zlpr", zlpr, "logit", "Multi-label categorical cross-entropy: positives above 0, negatives below.",
            "Su et al., ZLPR: A Novel Loss for Multi-label Classification, arXiv 2208.02955")
@@ -666,9 +654,6 @@ class ZLPR(MultiLabelLoss):
     """
 
     fn = staticmethod(zlpr)
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
 
 
 @_register("two_way", two_way, "logit", "Two-way loss: softmax-style relations across classes and across samples.",

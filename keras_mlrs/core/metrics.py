@@ -29,6 +29,7 @@ import keras
 from keras import ops
 
 from keras_mlrs.core import decision as decision_rules
+from keras_mlrs.core.ops import to_float32
 from keras_mlrs.errors import InvalidParameterError, ShapeMismatchError, choose
 
 __all__ = [
@@ -72,8 +73,8 @@ class _MultiLabelMetric(keras.metrics.Metric):
         self._built = False
 
     def _inputs(self, y_true, logits, sample_weight):
-        y_true = ops.cast(ops.convert_to_tensor(y_true), "float32")
-        logits = ops.cast(ops.convert_to_tensor(logits), "float32")
+        y_true = to_float32(y_true)
+        logits = to_float32(logits)
         if len(logits.shape) != 2 or tuple(y_true.shape) != tuple(logits.shape) and None not in (
             *y_true.shape,
             *logits.shape,
@@ -94,7 +95,7 @@ class _MultiLabelMetric(keras.metrics.Metric):
         if sample_weight is None:
             weights = ops.ones_like(logits[:, 0])
         else:
-            weights = ops.reshape(ops.cast(ops.convert_to_tensor(sample_weight), "float32"), (-1,))
+            weights = ops.reshape(to_float32(sample_weight), (-1,))
             weights = ops.broadcast_to(weights, ops.shape(logits[:, 0]))
         return y_true, logits, weights
 

@@ -15,6 +15,11 @@ from keras import ops
 NEG_LARGE = -1e30
 
 
+def to_float32(x):
+    """``x`` (array, tensor or nested lists) as a float32 tensor of the active backend."""
+    return ops.cast(ops.convert_to_tensor(x), "float32")
+
+
 def _float_dtype(x):
     """float32 for half-precision inputs (and integers), else the input's own float dtype."""
     dtype = keras.backend.standardize_dtype(x.dtype)
