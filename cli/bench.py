@@ -86,22 +86,25 @@ def bench_train_command(
     steps: int = typer.Option(3, min=1, help="Timed steps per measurement per round."),
     rounds: int = typer.Option(2, min=1, help="Interleaved timing rounds."),
     model: str = typer.Option("kbranch", help="Architecture."),
+    model_param: list[str] = typer.Option(None, "--model-param", help="Model parameter as name=value, e.g. units=128 (repeatable)."),
     mixed_precision: bool = typer.Option(False, "--mixed-precision/--no-mixed-precision", help="float16 compute."),
 ):
     """Training throughput (patches/s) of a model at the study's batch size, and the share
     of step time spent waiting for input."""
     quiet_tensorflow()
     # the library loads with the command (Keras off the --help path)
+    from keras_mlrs.runs import parse_param
     from keras_mlrs.study import bench
 
     console.print(f"Timing {model} training steps at batch {batch_size} ({rounds} rounds of {steps} steps)...")
     start = time.perf_counter()
     r = bench.bench_train(batch_size=batch_size, steps=steps, rounds=rounds, model=model,
-                          mixed_precision=mixed_precision)
+                          mixed_precision=mixed_precision, model_params=dict(parse_param(p) for p in model_param or []))
     table = Table(title=f"{model} training throughput, batch {batch_size} (medians; {r['device']}, "
                         f"backend {r['backend']})")
     table.add_column("measure", style="bold cyan")
     table.add_column("value", justify="right")
+    table.add_row("parameters", f"{r['parameters']:,}")
     table.add_row("step time, data in memory (s)", f"{r['compute_step_s']:.3f}")
     table.add_row("patches/s, data in memory", f"{r['compute_patches_per_s']:,.1f}")
     if r.get("loader_step_s") is not None:

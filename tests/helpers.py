@@ -22,7 +22,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 #: `mlrs` in a fresh Python process: ``[sys.executable, "-c", MLRS, *args]``.
 MLRS = "import sys; from keras_mlrs.cli.main import main; sys.argv = ['mlrs', *sys.argv[1:]]; main()"
 #: Narrow K-Branch CNNs for tests (the study's widths are what the zoo and `mlrs train` use).
-TINY = {"width": 0.25, "branch_units": 8, "fc_units": 16}
+TINY = {"width": 0.25, "units": 16}
 TINY_FLAGS = [flag for k, v in TINY.items() for flag in ("--model-param", f"{k}={v}")]
 
 
@@ -196,7 +196,7 @@ def numpy_weights(model, seed):
 def small_kbranch(seed, zero_bias=False):
     """A narrow K-Branch CNN with random weights and random batch-normalisation statistics
     (so folding them matters); ``zero_bias``: every bias, folded ones included, is zero."""
-    model = numpy_weights(kbranch_cnn(width=0.25, branch_units=16, fc_units=32), seed)
+    model = numpy_weights(kbranch_cnn(width=0.25, units=16), seed)
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -204,7 +204,7 @@ def small_kbranch(seed, zero_bias=False):
             mean = np.zeros(n) if zero_bias else rng.normal(0, 0.2, n)
             beta = np.zeros(n) if zero_bias else rng.normal(0, 0.2, n)
             layer.set_weights([rng.uniform(0.5, 1.5, n), beta, mean, rng.uniform(0.5, 2.0, n)])
-        elif isinstance(layer, keras.layers.Dense):
+        elif isinstance(layer, keras.layers.Dense) and layer.bias is not None:
             kernel, bias = layer.get_weights()
             layer.set_weights([kernel, np.zeros_like(bias) if zero_bias else rng.normal(0, 0.1, bias.shape)])
     return model

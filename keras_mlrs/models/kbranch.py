@@ -1,4 +1,6 @@
-"""The K-Branch CNN of Sumbul & Demir, the architecture of the loss-comparison study.
+"""The K-Branch CNN of Sumbul & Demir (IGARSS 2019), as the BigEarthNet authors' official
+TensorFlow 1 code builds it (``models/K-BranchCNN.py`` of ``bigearthnet-models-tf``), and
+the loss-comparison study's widening of it.
 
 One branch per Sentinel-2 resolution group, each starting with band normalisation:
 
@@ -6,13 +8,21 @@ One branch per Sentinel-2 resolution group, each starting with band normalisatio
 * 20 m (``b20m``, 60 × 60 × 6): conv 32·3×3 + pool, conv 32·3×3, conv 64·3×3;
 * 60 m (``b60m``, 20 × 20 × 2): three conv 32·2×2.
 
-Every conv block is convolution, batch normalisation, ReLU, the 2 × 2 max-pooling where
-listed, and dropout. Each branch ends in a fully connected layer of ``branch_units``; the
-three are concatenated and fused by a fully connected layer of ``fc_units``, followed by
-dropout and a linear layer with one logit per class.
+Every conv block is convolution ("same" padding), batch normalisation, ReLU, the 2 × 2
+max-pooling where listed, and dropout 0.25. Each branch is flattened into a fully
+connected block (dense, batch normalisation, ReLU) of ``units`` and dropout 0.5; the three
+branch features are concatenated and fused by one more fully connected block of ``units``
+with dropout 0.25; dropout 0.5 precedes the linear classifier (one logit per class). The
+nine conv kernels and the four hidden dense kernels carry the L2 penalty of the official
+code, ``tf.contrib.layers.l2_regularizer(2e-5)``, i.e. ``2e-5 · Σw²/2`` (Keras'
+``L2(1e-5)``); the classifier's kernel carries none.
 
-``branch_units=128, fc_units=128`` is the BigEarthNet authors' official model; the study
-widened its last fully connected layer to 1,024 units, which is the default here.
+``units=128`` is the official model (its ``feature_size``); the study used 1,024 units in
+"the last two fully connected layers" (paper §3), the branch and fusion blocks that share
+``feature_size`` in the official code, so ``units=1024`` is the default. Convolutions and
+dense layers before batch normalisation have no bias here: batch normalisation's offset
+absorbs it, so the function is the same and the official model counts ``352 + 4·units``
+more (redundant) parameters. docs/study.md maps every layer to the official code.
 """
 
 import keras
@@ -26,31 +36,49 @@ BRANCHES = {
     "b20m": ((32, 3, True), (32, 3, False), (64, 3, False)),
     "b60m": ((32, 2, False), (32, 2, False), (32, 2, False)),
 }
+#: The study's width of the branch and fusion blocks (the official code's: 128).
+STUDY_UNITS = 1024
 
 
 def kbranch_cnn(
     num_classes: int = NUM_CLASSES,
-    branch_units: int = 128,
-    fc_units: int = 1024,
-    dropout: float = 0.5,
+    units: int = STUDY_UNITS,
     width: float = 1.0,
+    l2: float = 2e-5,
+    conv_dropout: float = 0.25,
+    branch_dropout: float = 0.5,
+    fusion_dropout: float = 0.25,
+    classifier_dropout: float = 0.5,
     name: str = "kbranch_cnn",
 ) -> keras.Model:
-    """Build the K-Branch CNN (see the module docstring).
+    """Build the K-Branch CNN (see the module docstring); the defaults are the study's.
 
     Args:
         num_classes: logits out (19 for BigEarthNet-19).
-        branch_units: units of each branch's fully connected layer (official: 128).
-        fc_units: units of the fusion layer (the study: 1024; official: 128).
-        dropout: dropout rate after each conv block and after the fusion layer.
+        units: units of the three branch blocks and of the fusion block (the study:
+            1024; the official model: 128).
         width: multiplies every conv layer's filters (1.0 is the published model; smaller
             values make quick test models).
+        l2: the scale of TensorFlow 1's ``l2_regularizer`` on the 9 conv and 4 hidden
+            dense kernels: the loss gains ``l2 · Σw²/2`` (0 turns it off).
+        conv_dropout: dropout after every conv block.
+        branch_dropout: dropout after each branch's fully connected block.
+        fusion_dropout: dropout after the fusion block.
+        classifier_dropout: dropout before the classifier.
         name: the model name.
 
     Returns:
         A functional ``keras.Model`` taking ``{"b10m", "b20m", "b60m"}`` uint16 inputs and
         returning float32 logits ``[batch, num_classes]``.
     """
+    penalty = keras.regularizers.L2(l2 / 2) if l2 else None
+
+    def fc_block(x, prefix, rate):
+        x = keras.layers.Dense(units, use_bias=False, kernel_regularizer=penalty, name=f"{prefix}_fc")(x)
+        x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
+        x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
+        return keras.layers.Dropout(rate, name=f"{prefix}_dropout")(x)
+
     inputs, features = {}, []
     for group, blocks in BRANCHES.items():
         size, bands = GROUP_SIZES[group], GROUPS[group]
@@ -59,17 +87,16 @@ def kbranch_cnn(
         for i, (filters, kernel, pool) in enumerate(blocks, start=1):
             prefix = f"{group}_block{i}"
             x = keras.layers.Conv2D(max(1, round(filters * width)), kernel, padding="same", use_bias=False,
-                                    name=f"{prefix}_conv")(x)
+                                    kernel_regularizer=penalty, name=f"{prefix}_conv")(x)
             x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
             x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
             if pool:
                 x = keras.layers.MaxPooling2D(2, name=f"{prefix}_pool")(x)
-            x = keras.layers.Dropout(dropout, name=f"{prefix}_dropout")(x)
+            x = keras.layers.Dropout(conv_dropout, name=f"{prefix}_dropout")(x)
         x = keras.layers.Flatten(name=f"{group}_flatten")(x)
-        x = keras.layers.Dense(branch_units, activation="relu", name=f"{group}_fc")(x)
-        features.append(x)
+        features.append(fc_block(x, group, branch_dropout))
     x = keras.layers.Concatenate(name="concat")(features)
-    x = keras.layers.Dense(fc_units, activation="relu", name="fusion_fc")(x)
-    x = keras.layers.Dropout(dropout, name="fusion_dropout")(x)
+    x = fc_block(x, "fusion", fusion_dropout)
+    x = keras.layers.Dropout(classifier_dropout, name="classifier_dropout")(x)
     logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     return keras.Model(inputs, logits, name=name)

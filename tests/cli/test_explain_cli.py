@@ -35,7 +35,7 @@ def models(tmp_path_factory):
     paths = []
     for seed, loss in ((0, "bce"), (1, "sparsemax")):
         keras.utils.set_random_seed(seed)
-        model = kbranch_cnn(width=0.25, branch_units=16, fc_units=32)
+        model = kbranch_cnn(width=0.25, units=16)
         model.compile(loss=losses.get(loss))
         model.save(folder / f"{loss}.keras")
         paths.append(folder / f"{loss}.keras")
@@ -68,15 +68,20 @@ def test_folder_band_file_and_geotiff_give_the_same_relevance(models, tmp_path):
     np.testing.assert_allclose(relevance.sum(axis=(1, 2, 3)), sum(v[0].sum(axis=(1, 2, 3)) for v in direct.values()),
                                rtol=1e-4)
 
-    # the GeoTIFF output: heatmaps per class, in the band files' CRS and transform (read by rasterio)
+    # the GeoTIFF output: heatmaps per class on the study's RGB bands (B04, B03, B02: the first
+    # three of the stacked order), in the band files' CRS and transform (read by rasterio)
+    assert data.STACKED_BANDS[:3] == ("B04", "B03", "B02")
     with rasterio.open(tif) as out, rasterio.open(folder / f"{folder.name}_B02.tif") as band:
         assert out.count == 2 and (out.height, out.width) == (120, 120)
         assert out.crs == band.crs and out.transform == band.transform
-        np.testing.assert_allclose(out.read(), relevance.sum(axis=-1), rtol=1e-6)
+        np.testing.assert_allclose(out.read(), relevance[..., 0] + relevance[..., 1] + relevance[..., 2], rtol=1e-6)
 
-    # one band file of the patch finds its siblings: the same relevance
-    explain(folder / f"{folder.name}_B8A.tif", "--model", models[0], "-c", truth[0], "-c", "18", "--out", tmp_path / "b")
+    # one band file of the patch finds its siblings: the same relevance; --bands all sums the 12
+    explain(folder / f"{folder.name}_B8A.tif", "--model", models[0], "-c", truth[0], "-c", "18", "--bands", "all",
+            "--out", tmp_path / "b")
     np.testing.assert_array_equal(np.load(tmp_path / "b" / f"{folder.name}_lrp.npy"), relevance)
+    with rasterio.open(tmp_path / "b" / f"{folder.name}_lrp.tif") as out:
+        np.testing.assert_allclose(out.read(), relevance.sum(axis=-1), rtol=1e-5, atol=1e-9)
 
     # a georeferenced 12-band GeoTIFF (stacked order): same bands, so the same relevance
     stacked = tmp_path / "stacked.tif"
@@ -123,6 +128,8 @@ def test_bad_explain_inputs_are_one_line_errors_that_write_nothing(models, tmp_p
     one_line_error(run_mlrs_here(capsys, "explain", folder, "--class", "urban fabrik", *common),
                    "unknown class 'urban fabrik'", "Did you mean 'Urban fabric'?")
     one_line_error(run_mlrs_here(capsys, "explain", folder, "--class", "19", *common), "class index 19 is out of range", "0 to 18")
+    one_line_error(run_mlrs_here(capsys, "explain", folder, "--class", "0", "--bands", "rgbn", *common),
+                   "unknown band set 'rgbn'", "rgb, 10m, all")
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")
     one_line_error(run_mlrs_here(capsys, "explain", notes, "--class", "0", *common), "is not a TIFF")

@@ -10,37 +10,79 @@ from keras_mlrs import data, models
 from keras_mlrs.core import layers, losses
 from keras_mlrs.errors import MlrsError
 
+#: The authors' K-Branch CNN, transcribed independently from their TF1 code
+#: (bigearthnet-models-tf, models/K-BranchCNN.py): per branch, (input size, bands,
+#: [(filters, kernel, pooled)]); every conv and hidden FC block is layer -> BN -> ReLU.
+OFFICIAL = {
+    "b10m": (120, 4, [(32, 5, True), (32, 5, True), (64, 3, False)]),
+    "b20m": (60, 6, [(32, 3, True), (32, 3, False), (64, 3, False)]),
+    "b60m": (20, 2, [(32, 2, False), (32, 2, False), (32, 2, False)]),
+}
+#: Dropout rates, branch by branch: 0.25 after each conv block, 0.5 after the branch's FC
+#: block; then 0.5 before the classifier and 0.25 after the fusion FC block (layer names'
+#: order: b10m_block1..3, b10m, ..., classifier, fusion).
+OFFICIAL_DROPOUT = [0.25, 0.25, 0.25, 0.5] * 3 + [0.5, 0.25]
 
-def test_kbranch_cnn_official_and_study_widths():
-    official = models.kbranch_cnn(branch_units=128, fc_units=128)
-    study = models.kbranch_cnn()
-    assert study.get_layer("fusion_fc").units == 1024
-    assert official.get_layer("fusion_fc").units == 128
-    assert official.count_params() < study.count_params()
-    assert [i.name for i in study.inputs] == ["b10m", "b20m", "b60m"]
-    assert study.output.shape == (None, 19)
-    assert study.get_layer("b10m_normalization").bands == ("B04", "B03", "B02", "B08")
-    # 10 m branch: two 2x2 poolings take 120 -> 30 before the last conv block
-    assert study.get_layer("b10m_block3_conv").output.shape[1:3] == (30, 30)
-    assert study.get_layer("b20m_block3_conv").output.shape[1:3] == (30, 30)
-    assert study.get_layer("b60m_block3_conv").output.shape[1:3] == (20, 20)
-    assert models.input_layout(study) == "groups"
+
+def _official_description(units):
+    """Kernel shapes (convs, then dense) and the official parameter count, biases of the
+    layers before batch normalisation included."""
+    convs, dense, params, flat = [], [], 0, []
+    for size, channels, blocks in OFFICIAL.values():
+        for filters, kernel, pooled in blocks:
+            convs.append((kernel, kernel, channels, filters))
+            params += kernel * kernel * channels * filters + filters + 4 * filters  # kernel, bias, BN (4 per channel)
+            channels = filters
+            size //= 2 if pooled else 1
+        flat.append(size * size * channels)
+    for fan_in in (*flat, 3 * units):
+        dense.append((fan_in, units))
+        params += fan_in * units + units + 4 * units
+    dense.append((units, 19))
+    params += units * 19 + 19
+    return convs, dense, params
+
+
+@pytest.mark.parametrize("units", [1024, 128])
+def test_kbranch_cnn_is_the_authors_architecture(units):
+    model = models.kbranch_cnn() if units == 1024 else models.kbranch_cnn(units=units)
+    convs, dense, official_params = _official_description(units)
+    layers_ = sorted(model.layers, key=lambda layer: layer.name)  # branch by branch, block by block
+    assert [tuple(layer.kernel.shape) for layer in layers_ if isinstance(layer, keras.layers.Conv2D)] == convs
+    assert [tuple(layer.kernel.shape) for layer in layers_ if isinstance(layer, keras.layers.Dense)] == dense
+    assert all(layer.padding == "same" for layer in layers_ if isinstance(layer, keras.layers.Conv2D))
+    bns = [layer for layer in layers_ if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(bns) == 9 + 4 and all((b.momentum, b.epsilon) == (0.99, 1e-3) for b in bns)  # tf.layers defaults
+    assert [layer.rate for layer in layers_ if isinstance(layer, keras.layers.Dropout)] == OFFICIAL_DROPOUT
+    regularised = [layer for layer in layers_ if getattr(layer, "kernel_regularizer", None) is not None]
+    assert len(regularised) == 13 and model.get_layer("logits") not in regularised  # 9 conv + 4 hidden FC, not the classifier
+    # tf.contrib.layers.l2_regularizer(2e-5) adds 2e-5 * sum(w**2) / 2 per kernel
+    expected = sum(2e-5 * np.sum(np.square(layer.kernel.numpy(), dtype=np.float64)) / 2 for layer in regularised)
+    np.testing.assert_allclose(sum(float(v) for v in model.losses), expected, rtol=1e-5)
+    # the biases before batch normalisation are redundant (BN's beta absorbs them), and left out
+    assert model.count_params() == official_params - 352 - 4 * units  # 9 conv biases (32·4 + 64·2 + 32·3), 4 FC
+    assert [i.name for i in model.inputs] == ["b10m", "b20m", "b60m"]
+    assert model.output.shape == (None, 19)
+    assert model.get_layer("b10m_normalization").bands == ("B04", "B03", "B02", "B08")
+    assert models.input_layout(model) == "groups"
 
 
 def test_the_registry_builds_by_name_and_checks_parameters():
     assert models.names() == ["kbranch", "resnet50"]
-    assert models.parameters("kbranch") == {"branch_units": 128, "fc_units": 1024, "dropout": 0.5, "width": 1.0}
-    assert models.get("kbranch", **TINY).get_layer("fusion_fc").units == TINY["fc_units"]
+    assert models.parameters("kbranch") == {
+        "units": 1024, "width": 1.0, "l2": 2e-5, "conv_dropout": 0.25, "branch_dropout": 0.5, "fusion_dropout": 0.25,
+        "classifier_dropout": 0.5}
+    assert models.get("kbranch", **TINY).get_layer("fusion_fc").units == TINY["units"]
     with pytest.raises(MlrsError, match="unknown model 'resnet5'.*Did you mean 'resnet50'"):
         models.get("resnet5")
-    with pytest.raises(MlrsError, match="model 'kbranch' has no parameter 'units'; its parameters: branch_units"):
-        models.get("kbranch", units=3)
+    with pytest.raises(MlrsError, match="model 'kbranch' has no parameter 'fc_units'; its parameters: units"):
+        models.get("kbranch", fc_units=3)
 
 
 def test_kbranch_trains_on_the_sample_and_round_trips_in_safe_mode(prepared, tmp_path):
     keras.utils.set_random_seed(0)
     x, y = next(iter(data.load(prepared, "train", batch_size=5, shuffle=False)))
-    model = models.kbranch_cnn(branch_units=16, fc_units=32, width=0.25, dropout=0.0)
+    model = models.kbranch_cnn(units=16, width=0.25, conv_dropout=0, branch_dropout=0, fusion_dropout=0, classifier_dropout=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.get("sparsemax"))
     history = [model.train_on_batch(x, y, return_dict=True)["loss"] for _ in range(15)]
     assert history[-1] < history[0]  # training-mode loss (BatchNorm moving stats barely move in 15 steps)

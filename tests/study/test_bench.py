@@ -6,7 +6,8 @@ import statistics
 import pytest
 from typer.testing import CliRunner
 
-from keras_mlrs import data
+from helpers import TINY
+from keras_mlrs import data, models
 from keras_mlrs.cli.main import app
 from keras_mlrs.study import bench
 from keras_mlrs.study.bench import common
@@ -83,7 +84,7 @@ def test_bench_explain_compares_the_engines_with_an_injected_reference(monkeypat
         assert classes == [0, 1] and preset == "lrp.epsilon" and x[next(iter(x))].shape[0] == 1
         return {g: r * (1 + 1e-6) for g, r in seen[0].items()}, {"build_s": 1.0, "analyze_s": 2.0}
 
-    result = bench.bench_explain(batch_size=1, classes=2, rounds=1, reference=reference)
+    result = bench.bench_explain(batch_size=1, classes=2, rounds=1, reference=reference, model_params={"units": 128})
     assert len(seen) == 2  # the first call and one timed round
     assert result["innvestigate"] == {"heatmaps_per_s": 1.0, "first_call_s": 1.0}
     assert result["native"]["heatmaps_per_s"] > 0
@@ -91,7 +92,8 @@ def test_bench_explain_compares_the_engines_with_an_injected_reference(monkeypat
 
 
 def test_bench_train_measures_compute_and_input_wait(tmp_path):
-    result = bench.bench_train(batch_size=4, steps=1, rounds=1, workdir=tmp_path)
+    result = bench.bench_train(batch_size=4, steps=1, rounds=1, workdir=tmp_path, model_params=TINY)
+    assert result["parameters"] == models.get("kbranch", **TINY).count_params()
     assert result["compute_patches_per_s"] > 0 and result["loader_patches_per_s"] > 0
     assert 0 <= result["input_wait_share"] < 1
 
@@ -122,12 +124,15 @@ def test_the_bench_commands_print_their_tables(monkeypatch):
     result = runner.invoke(app, ["bench", "explain"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "3.0x" in result.output and "1.00e-06" in result.output
-    monkeypatch.setattr(bench, "bench_train", lambda **kw: {
-        "backend": "tensorflow", "device": "CPU", "batch_size": 4, "compute_step_s": 0.5,
+    seen = {}
+    monkeypatch.setattr(bench, "bench_train", lambda **kw: seen.update(kw) or {
+        "backend": "tensorflow", "device": "CPU", "batch_size": 4, "parameters": 16_524_115, "compute_step_s": 0.5,
         "compute_patches_per_s": 8.0, "loader_step_s": 1.0, "loader_patches_per_s": 4.0, "input_wait_share": 0.5})
-    result = runner.invoke(app, ["bench", "train", "--batch-size", "4"], env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["bench", "train", "--batch-size", "4", "--model-param", "units=128"],
+                           env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "50.0 %" in result.output and "8.0" in result.output
+    assert "50.0 %" in result.output and "8.0" in result.output and "16,524,115" in result.output
+    assert seen["model_params"] == {"units": 128}
 
 
 def test_replicate_sample_makes_distinct_patches(tmp_path):

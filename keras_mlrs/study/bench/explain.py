@@ -13,15 +13,16 @@ from keras_mlrs.study.bench.common import device_name
 
 
 def bench_explain(batch_size: int = 8, classes: int = 19, preset: str = "lrp.epsilon", rounds: int = 3,
-                  reference=innvestigate_lrp) -> dict:
+                  reference=innvestigate_lrp, model_params: dict | None = None) -> dict:
     """LRP heatmaps/s of the native engine and of iNNvestigate 2.1.2 (in its own process)
     on the same K-Branch CNN (the study's, random weights, batch normalisation folded so
     both engines compute the same thing), the same real patches (the bundled sample,
     repeated to ``batch_size``) and preset. Also the largest difference between the two
     engines' heatmaps, relative to each input's largest relevance. ``reference`` computes
-    iNNvestigate's relevance and timing (injected by tests)."""
+    iNNvestigate's relevance and timing (injected by tests); ``model_params`` change the
+    K-Branch CNN's (e.g. ``units=128``)."""
     keras.utils.set_random_seed(0)
-    model = fold_batchnorm(kbranch_cnn())
+    model = fold_batchnorm(kbranch_cnn(**(model_params or {})))
     patches = [read_patch(p) for p in sorted(sample_path().iterdir()) if p.is_dir()]
     x = {g: np.stack([patches[i % len(patches)].groups[g] for i in range(batch_size)]) for g in patches[0].groups}
     wanted = list(range(classes))

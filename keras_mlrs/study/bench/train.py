@@ -11,13 +11,14 @@ import numpy as np
 
 from keras_mlrs import models
 from keras_mlrs.core import losses
+from keras_mlrs.core.optimizers import TF1RMSprop
 from keras_mlrs.data import load, prepare
 from keras_mlrs.study.bench.common import device_name, replicate_sample
 
 
 def bench_train(batch_size: int = 1024, steps: int = 3, rounds: int = 2, model: str = "kbranch",
-                mixed_precision: bool = False, loss: str = "bce", workdir=None) -> dict:
-    """Training throughput of a registered model at ``batch_size`` (RMSprop, ``loss``).
+                mixed_precision: bool = False, loss: str = "bce", workdir=None, model_params: dict | None = None) -> dict:
+    """Training throughput of a registered model at ``batch_size`` (the study's TF1 RMSProp, ``loss``).
 
     Two measurements, interleaved over ``rounds``, each the median step time over
     ``steps`` steps after a warm-up: one batch held in memory (compute only), and batches
@@ -31,8 +32,8 @@ def bench_train(batch_size: int = 1024, steps: int = 3, rounds: int = 2, model: 
     if mixed_precision:
         keras.config.set_dtype_policy("mixed_float16")
     try:
-        net = models.get(model)
-        net.compile(optimizer=keras.optimizers.RMSprop(1e-4), loss=losses.get(loss))
+        net = models.get(model, **(model_params or {}))
+        net.compile(optimizer=TF1RMSprop(1e-4), loss=losses.get(loss))
     finally:
         keras.config.set_dtype_policy(previous)
     layout = models.input_layout(net)
@@ -73,6 +74,7 @@ def bench_train(batch_size: int = 1024, steps: int = 3, rounds: int = 2, model: 
         "backend": keras.backend.backend(),
         "device": device_name(),
         "batch_size": batch_size,
+        "parameters": net.count_params(),
         "compute_step_s": statistics.median(compute),
         "compute_patches_per_s": batch_size / statistics.median(compute),
         "loader_step_s": None,
