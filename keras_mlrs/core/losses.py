@@ -14,9 +14,10 @@ All computation is in float32, also under mixed precision, and stays finite (val
 and gradient) for logits as large as ``|z| = 1e4``.
 
 Per-sample values: the element-wise losses (``bce``, ``focal``, ``weighted_bce``,
-``hamming``, ``huber``, ``asl``) average over classes; ``ranking`` averages over
-(positive, negative) label pairs; ``sparsemax``, ``lsep``, ``zlpr`` and ``two_way``
-are per-sample as defined in their docstrings. The default batch reduction is the
+``hamming``, ``huber``, ``asl``) average over classes; ``ranking`` sums over
+(positive, negative) label pairs, the study's eq. 3.18 (``pair_reduction="mean"``
+averages over them instead); ``sparsemax``, ``lsep``, ``zlpr`` and ``two_way`` are
+per-sample as defined in their docstrings. The default batch reduction is the
 mean over samples.
 
 The registry (:func:`get`, :func:`names`, :func:`spec`) is the single source of loss
@@ -37,6 +38,7 @@ from keras_mlrs.errors import (
     InvalidParameterError,
     Registry,
     ShapeMismatchError,
+    UnknownNameError,
     choose,
     keyword_defaults,
 )
@@ -227,17 +229,46 @@ def huber(y_true, logits):
     return ops.mean(ops.where(s >= -1.0, ops.square(ops.relu(1.0 - s)), -4.0 * s), axis=-1)
 
 
-def ranking(y_true, logits, margin=1.0):
-    """Pairwise ranking (hinge) loss per sample: the mean over pairs (u positive,
-    v negative) of ``max(0, margin + z_v - z_u)``. A sample with no positive or no
-    negative label has no pair and contributes 0."""
+#: How :func:`ranking` reduces its pairs: ``"sum"`` (the study's eq. 3.18) or ``"mean"``.
+_PAIR_REDUCTIONS = ("sum", "mean")
+
+
+def _check_pair_reduction(pair_reduction):
+    value = pair_reduction.strip().lower() if isinstance(pair_reduction, str) else pair_reduction
+    try:
+        return choose("pair_reduction", value, _PAIR_REDUCTIONS,
+                      otherwise="(sum is the study's eq. 3.18, mean averages over the pairs)")
+    except UnknownNameError as error:  # a bad value of a hyperparameter, not an unknown loss
+        raise InvalidParameterError(str(error)) from None
+
+
+def ranking(y_true, logits, margin=1.0, pair_reduction="sum"):
+    """Pairwise ranking (hinge) loss per sample, over the pairs of a positive label u and a
+    negative label v:
+
+    * ``pair_reduction="sum"`` (default): ``Σ_{u∈Y} Σ_{v∉Y} max(0, margin + z_v - z_u)``,
+      the ranking loss of the study (Yessou's MSc thesis, TU Berlin 2020, eq. 3.18,
+      margin α = 1);
+    * ``pair_reduction="mean"``: the same sum divided by the number of pairs
+      ``|Y| (K - |Y|)``.
+
+    A sample with no positive or no negative label has no pair and contributes 0.
+
+    The sum weighs a sample by its number of pairs: with the 19 BigEarthNet classes, a
+    patch with 9 labels has 90 pairs and one with a single label 18, so the first can
+    weigh up to 5 times more. The mean gives every sample the same weight (and a scale
+    that does not grow with the number of classes); it was keras-mlrs' only form before
+    ``pair_reduction`` existed, kept to reproduce runs trained with it."""
+    pair_reduction = _check_pair_reduction(pair_reduction)
     y, z = _prepare(y_true, logits)
     pos = y[:, :, None]  # u
     neg = (1.0 - y)[:, None, :]  # v
     pairs = pos * neg
     hinge = ops.relu(margin + z[:, None, :] - z[:, :, None])
-    n_pairs = ops.sum(pairs, axis=(1, 2))
     total = ops.sum(pairs * hinge, axis=(1, 2))
+    if pair_reduction == "sum":
+        return total
+    n_pairs = ops.sum(pairs, axis=(1, 2))
     return total / ops.maximum(n_pairs, 1.0)
 
 
@@ -569,20 +600,29 @@ class ModifiedHuber(MultiLabelLoss):
 @_register("ranking", ranking, "logit", "Pairwise hinge: each positive label above each negative by a margin.",
            "e.g. Gong et al., Deep Convolutional Ranking for Multilabel Image Annotation, 2014")
 class Ranking(MultiLabelLoss):
-    """Pairwise ranking loss (functional form :func:`ranking`): the mean over (positive u,
-    negative v) label pairs of ``max(0, margin + z_v - z_u)``; 0 for a sample without pairs.
+    """Pairwise ranking loss (functional form :func:`ranking`): by default the sum over
+    (positive u, negative v) label pairs of ``max(0, margin + z_v - z_u)``, the study's
+    eq. 3.18 (Yessou 2020, margin α = 1); with ``pair_reduction="mean"`` the mean over the
+    pairs. 0 for a sample without pairs.
 
-    Source: e.g. Gong, Jia, Leung, Toshev & Ioffe, *Deep Convolutional Ranking for
-    Multilabel Image Annotation*, ICLR 2014. Decision rule: logit > 0.
+    Source: the study (Yessou, *Analysis of Deep Learning Loss Functions for Multi-Label
+    Remote Sensing Image Classification*, MSc thesis, TU Berlin 2020, eq. 3.18); e.g.
+    Gong, Jia, Leung, Toshev & Ioffe, *Deep Convolutional Ranking for Multilabel Image
+    Annotation*, ICLR 2014. Decision rule: logit > 0.
 
     Args:
         margin: the required gap between positive and negative logits, > 0.
+        pair_reduction: ``"sum"`` over the pairs (eq. 3.18, the default) or ``"mean"``.
+            The sum weighs a sample by its number of pairs (up to 5 times more for a
+            BigEarthNet-19 patch with 9 labels than for one with a single label); the mean
+            weighs every sample alike, as keras-mlrs did before this option existed.
     """
 
     fn = staticmethod(ranking)
 
-    def __init__(self, margin=1.0, **kwargs):
-        super().__init__(margin=_positive("margin", margin), **kwargs)
+    def __init__(self, margin=1.0, pair_reduction="sum", **kwargs):
+        super().__init__(margin=_positive("margin", margin),
+                         pair_reduction=_check_pair_reduction(pair_reduction), **kwargs)
 
 
 @_register("sparsemax", sparsemax, "sparsemax_support", "Sparsemax loss: sparse label distributions; predicts the sparsemax support.",

@@ -9,7 +9,7 @@ import pytest
 from helpers import value_and_grad
 from keras_mlrs.bigearthnet import TRAIN_CLASS_COUNTS
 from keras_mlrs.core import losses, metrics
-from keras_mlrs.errors import MlrsError
+from keras_mlrs.errors import InvalidParameterError, MlrsError
 
 pytestmark = pytest.mark.backends
 
@@ -53,11 +53,19 @@ def ref_per_sample(name, y, z, **hp):
     if name == "huber":
         s = (2 * y - 1) * z
         return np.mean(np.where(s >= -1, np.maximum(0, 1 - s) ** 2, -4 * s), axis=1)
-    if name == "ranking":
-        m = hp.get("margin", 1.0)
+    if name == "ranking":  # the study's eq. 3.18, pair by pair; "mean" divides by the pairs
+        m, reduction = hp.get("margin", 1.0), hp.get("pair_reduction", "sum")
         for i in range(n):
-            terms = [max(0.0, m + z[i, v] - z[i, u]) for u in range(k) if y[i, u] for v in range(k) if not y[i, v]]
-            out[i] = np.mean(terms) if terms else 0.0
+            total, count = 0.0, 0
+            for u in range(k):
+                if y[i, u] != 1:
+                    continue
+                for v in range(k):
+                    if y[i, v] != 0:
+                        continue
+                    total += max(0.0, m + z[i, v] - z[i, u])
+                    count += 1
+            out[i] = total if reduction == "sum" else (total / count if count else 0.0)
         return out
     if name == "sparsemax":
         for i in range(n):
@@ -133,6 +141,8 @@ CASES = [
     ("huber", {}),
     ("ranking", {}),
     ("ranking", {"margin": 0.3}),
+    ("ranking", {"pair_reduction": "mean"}),
+    ("ranking", {"margin": 0.3, "pair_reduction": "mean"}),
     ("sparsemax", {}),
     ("asl", {}),
     ("asl", {"gamma_pos": 1.0, "gamma_neg": 2.0, "clip": 0.0}),
@@ -165,6 +175,124 @@ def test_value_and_gradient_match_float64_reference(case, rng):
     _close(value, ref_mean(name, y, z, **ref_hp))
     expected_grad = numeric_grad(name, y, z, **ref_hp)
     _close(grad, expected_grad, rtol=2e-5 if name in ("two_way", "lsep", "zlpr") else 1e-5)
+
+
+def ranking_gradient_by_pairs(y, z, margin, pair_reduction):
+    """The gradient of the batch mean of eq. 3.18 (or of its per-pair mean) with respect to
+    the logits, pair by pair: an active hinge ``margin + z_v - z_u > 0`` adds ``+1`` to
+    ``z_v`` and ``-1`` to ``z_u``, scaled by ``1 / n_pairs`` for the mean and ``1 / batch``."""
+    z = z.astype("float64")
+    n, k = z.shape
+    grad = np.zeros((n, k))
+    for i in range(n):
+        pairs = [(u, v) for u in range(k) if y[i, u] == 1 for v in range(k) if y[i, v] == 0]
+        scale = 1.0 if pair_reduction == "sum" else 1.0 / max(len(pairs), 1)
+        for u, v in pairs:
+            if margin + z[i, v] - z[i, u] > 0:
+                grad[i, v] += scale / n
+                grad[i, u] -= scale / n
+    return grad
+
+
+def away_from_hinge_kinks(rng, y, z, margin):
+    """Nudge logits until no (positive, negative) pair sits within 1e-3 of the hinge's kink,
+    where finite differences and subgradients disagree."""
+    z = z.astype("float64")
+    for i in range(len(z)):
+        for _ in range(100):
+            gaps = [margin + z[i, v] - z[i, u] for u in np.flatnonzero(y[i] == 1) for v in np.flatnonzero(y[i] == 0)]
+            if not gaps or min(abs(g) for g in gaps) > 1e-3:
+                break
+            z[i] += rng.normal(size=z.shape[1]) * 0.01
+    return z.astype("float32")
+
+
+@pytest.mark.parametrize("pair_reduction", ["sum", "mean"])
+@pytest.mark.parametrize("k", [7, 19])
+def test_ranking_pair_reductions_match_eq_3_18_pair_by_pair(pair_reduction, k, rng):
+    """Eq. 3.18 (sum over pairs, the default) and its per-pair mean: per-sample values, the
+    batch value and the gradient against float64 references written pair by pair, with
+    samples without a positive, without a negative (every label positive) and with one label."""
+    margin = float(rng.choice([1.0, 0.5]))
+    y, z = make_batch(rng, n=8, k=k)
+    y[3] = 0.0
+    y[3, :-1] = 1.0  # every label but one
+    z = away_from_hinge_kinks(rng, y, z, margin)
+    hp = {"margin": margin, "pair_reduction": pair_reduction}
+    loss = losses.get("ranking", **hp)
+    per_sample = ref_per_sample("ranking", y, z, **hp)
+    _close(np.asarray(loss.__class__(reduction="none", **hp)(y, z)), per_sample)
+    _close(np.asarray(losses.ranking(y, z, **hp)), per_sample)
+    value, grad = value_and_grad(lambda t: loss(y, t), z)
+    _close(value, per_sample.mean())
+    by_pairs = ranking_gradient_by_pairs(y, z, **hp)
+    _close(grad, by_pairs)
+    _close(grad, numeric_grad("ranking", y, z, **hp))
+    # rows 0 (no label) and 1 (every label) have no pair: value 0 and no gradient, exactly
+    assert per_sample[0] == per_sample[1] == 0.0
+    assert np.all(np.asarray(loss.__class__(reduction="none", **hp)(y, z))[:2] == 0.0)
+    assert np.all(grad[:2] == 0.0)
+    # the mean is the sum divided by each sample's number of positive x negative pairs
+    n_pairs = y.sum(1) * (k - y.sum(1))
+    summed = ref_per_sample("ranking", y, z, margin=margin, pair_reduction="sum")
+    mean = ref_per_sample("ranking", y, z, margin=margin, pair_reduction="mean")
+    np.testing.assert_allclose(mean * n_pairs, summed, rtol=1e-12)
+
+
+def test_ranking_default_is_the_sum_of_eq_3_18():
+    assert losses.spec("ranking").hyperparameters == {"margin": 1.0, "pair_reduction": "sum"}
+    y = np.array([[1, 0, 0, 1], [1, 0, 0, 0]], "float32")
+    z = np.array([[0.0, 0.5, -1.0, 2.0], [0.0, 0.5, 0.0, -3.0]], "float32")
+    # row 0: only (u=0, v=1) is active, 1.5; row 1: 1.5 + 1.0 + 0 over 3 pairs
+    np.testing.assert_allclose(np.asarray(losses.get("ranking", reduction="none")(y, z)), [1.5, 2.5], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(losses.ranking(y, z)), [1.5, 2.5], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(losses.get("ranking", pair_reduction="mean", reduction="none")(y, z)),
+                               [1.5 / 4, 2.5 / 3], rtol=1e-6)
+
+
+@pytest.mark.parametrize("pair_reduction", ["sum", "mean"])
+def test_ranking_without_pairs_is_zero_with_zero_gradient(pair_reduction):
+    """Batches whose samples all lack a pair: every label positive, none, or a mix."""
+    z = np.random.default_rng(7).normal(size=(4, 19)).astype("float32") * 3
+    loss = losses.get("ranking", pair_reduction=pair_reduction)
+    for y in (np.ones((4, 19), "float32"), np.zeros((4, 19), "float32"),
+              np.array([[1] * 19, [0] * 19] * 2, "float32")):
+        value, grad = value_and_grad(lambda t, y=y: loss(y, t), z)
+        assert float(value) == 0.0 and np.all(grad == 0.0), (value, grad)
+    big = np.where(np.arange(19) % 2, 1e4, -1e4)[None].repeat(4, 0).astype("float32")
+    value, grad = value_and_grad(lambda t: loss(np.ones((4, 19), "float32"), t), big)
+    assert float(value) == 0.0 and np.all(grad == 0.0)
+
+
+@pytest.mark.parametrize("pair_reduction", ["sum", "mean"])
+def test_ranking_config_round_trip_keeps_pair_reduction(pair_reduction):
+    loss = losses.get("ranking", margin=0.5, pair_reduction=pair_reduction)
+    config = loss.get_config()
+    assert config["pair_reduction"] == pair_reduction and config["margin"] == 0.5
+    again = losses.Ranking.from_config(config)
+    assert again.get_config() == config
+    revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert type(revived) is losses.Ranking and revived.get_config() == config
+    assert losses.get({"name": "ranking", "pair_reduction": pair_reduction}).get_config()["pair_reduction"] == pair_reduction
+    y, z = make_batch(np.random.default_rng(0), k=19)
+    np.testing.assert_allclose(float(revived(y, z)), float(loss(y, z)), rtol=1e-7)
+    # a config saved before pair_reduction existed gets the default, eq. 3.18
+    assert losses.Ranking.from_config({"name": "ranking", "margin": 1.0}).get_config()["pair_reduction"] == "sum"
+
+
+def test_ranking_bad_pair_reduction_is_a_one_line_invalid_parameter_error():
+    y, z = np.zeros((2, 5), "float32"), np.zeros((2, 5), "float32")
+    attempts = [lambda: losses.get("ranking", pair_reduction="avg"), lambda: losses.Ranking(pair_reduction="max"),
+                lambda: losses.ranking(y, z, pair_reduction="avg"), lambda: losses.get("ranking", pair_reduction=1)]
+    for attempt in attempts:
+        with pytest.raises(InvalidParameterError, match=r"unknown pair_reduction '.*'; choose one of: sum, mean") as err:
+            attempt()
+        assert "\n" not in str(err.value)
+    with pytest.raises(InvalidParameterError, match="Did you mean 'mean'"):
+        losses.get("ranking", pair_reduction="meen")
+    assert losses.get("ranking", pair_reduction=" Mean ").get_config()["pair_reduction"] == "mean"
+    with pytest.raises(InvalidParameterError, match="no hyperparameter 'pair_reductions'.*Did you mean 'pair_reduction'"):
+        losses.get("ranking", pair_reductions="sum")
 
 
 def test_weighted_bce_uses_inverse_frequency_of_the_bigearthnet_counts(rng):
@@ -297,6 +425,7 @@ def test_registry_names_rules_and_errors():
         losses.get("nope")
     bad = [
         ("focal", {"gamma": -1}), ("focal", {"alpha": 1.5}), ("ranking", {"margin": 0}),
+        ("ranking", {"pair_reduction": "avg"}), ("ranking", {"pair_reduction": None}),
         ("asl", {"clip": 1.0}), ("asl", {"clip": -0.1}), ("two_way", {"tp": 0}), ("two_way", {"tn": -1}),
         ("bce", {"beta": 1.0}), ("focal", {"gama": 2}), ("bce", {"class_weights": "tf-idf"}),
         ("bce", {"class_weights": [1, -1]}), ("weighted_bce", {"class_weights": None}),
