@@ -5,7 +5,7 @@ The package is layered; each layer imports only those below it::
     errors, files,     user errors and the registry helper; atomic outputs and figures;
     version            the installed version
     bigearthnet        BigEarthNet-19 as data: nomenclature, bands, statistics, split lists
-    core               ops, layers, losses, decision rules, metrics (keras.ops only)
+    core               ops, layers, losses, decision rules, metrics, optimizers (keras.ops only)
     data               patches, sources on disk, shards, the loader
     models             the K-Branch CNN, backbones, the model registry, model inputs
     explain            LRP: rules, composites, canonizers, engine, patch heatmaps
@@ -16,8 +16,8 @@ The package is layered; each layer imports only those below it::
 
 Importing the package is cheap: its modules load on first use, and the most used ones are
 attributes here (``keras_mlrs.losses`` is :mod:`keras_mlrs.core.losses`, and so on for
-``metrics``, ``layers``, ``decision`` and ``ops``). Its Keras objects (losses, metrics,
-layers, decision rules) are registered with Keras' serialization as soon as Keras is
+``metrics``, ``layers``, ``decision``, ``ops`` and ``optimizers``). Its Keras objects
+(losses, metrics, layers, decision rules, the optimizer) are registered with Keras' serialization as soon as Keras is
 loaded, before or after ``import keras_mlrs``, so ``keras.saving.load_model`` restores
 models that use them.
 """
@@ -37,6 +37,7 @@ _MODULES = {
     "losses": "keras_mlrs.core.losses",
     "metrics": "keras_mlrs.core.metrics",
     "ops": "keras_mlrs.core.ops",
+    "optimizers": "keras_mlrs.core.optimizers",
     **{name: f"keras_mlrs.{name}" for name in ("bigearthnet", "core", "data", "explain", "hub", "models", "runs",
                                                "study")},
 }
