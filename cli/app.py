@@ -133,12 +133,12 @@ def overall_table(report: dict, title: str) -> Table:
     return table
 
 
-def load_model(source):
-    """The model behind a command's model argument: a run directory, a ``.keras`` file, an
-    exported folder or ``hf://ORG/NAME``."""
+def load_model(source, checkpoint: str | None = None):
+    """The model behind a command's model argument: a run directory (its ``checkpoint``,
+    default the final epoch's), a ``.keras`` file, an exported folder or ``hf://ORG/NAME``."""
     from keras_mlrs import hub  # the Hub layer imports Keras: loaded when a command needs a model
 
-    return hub.load_model(source)
+    return hub.load_model(source, checkpoint=checkpoint)
 
 
 def _version_callback(value: bool):

@@ -35,6 +35,7 @@ def _decision(decision, threshold, model):
 @app.command("evaluate", rich_help_panel=RESULTS)
 def evaluate_command(
     model: str = typer.Argument(..., help="A run directory or a .keras file."),
+    checkpoint: str = typer.Option(None, "--checkpoint", help="For run directories: last (the final epoch, the study's; default), best (best validation sample-F1) or epoch-N (kept with --keep-every)."),
     data: str = typer.Option(None, "--data", help="Data to evaluate on (default: the run's own, else the bundled sample)."),
     split: str = typer.Option("test", "--split", help="train, validation or test."),
     split_scheme: str = typer.Option(None, "--split-scheme", help="For raw archives: official or random (default: the run's)."),
@@ -51,21 +52,23 @@ def evaluate_command(
     quiet_tensorflow()
     from keras_mlrs import runs  # the library loads with the command (Keras off the --help path)
 
-    net = load_model(model)
+    run = runs.RunDirectory(model)
+    which = run.resolve_checkpoint(checkpoint or "last")[1] if run.exists() else None
+    net = load_model(model, checkpoint)
     rule = _decision(decision, threshold, net)
     ds, path = runs.evaluation_data(net, model, split, data, split_scheme, batch_size)
     with console.status(f"evaluating on the {split} split..."):
         report = runs.evaluate(net, ds, decision=rule)
-    report = {"model": str(model), "data": str(path), "split": split, **report}
-    title = f"{Path(model).name} on {split}"
+    report = {"model": str(model), "checkpoint": which, "data": str(path), "split": split, **report}
+    title = f"{Path(model).name} ({runs.checkpoint_title(which)}) on {split}"
     if any((json_path, csv_dir, markdown_path, figure)):
         runs.write_report(report, json_path=json_path, csv_dir=csv_dir, markdown_path=markdown_path,
                           figure_path=figure, title=title)
         written = [p for p in (json_path, csv_dir, markdown_path, figure) if p]
     else:
         if out is None:
-            run = runs.RunDirectory(model)
-            out = run.evaluation(split) if run.exists() else Path(f"evaluation-{Path(model).stem}-{split}")
+            out = (run.evaluation(split, which["name"]) if run.exists()
+                   else Path(f"evaluation-{Path(model).stem}-{split}"))
         runs.write_report(report, out, title=title)
         written = [out]
     _print_report(report, title)

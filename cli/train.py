@@ -80,12 +80,13 @@ def train_command(
     split: str = typer.Option(None, "--split", help="auto, official or random (raw archives; default auto)."),
     fractions: str = typer.Option(None, "--fractions", help="train,validation,test of --split random (default 0.6,0.2,0.2)."),
     model: str = typer.Option(None, "--model", help="Architecture: kbranch (default) or resnet50."),
-    model_param: list[str] = typer.Option(None, "--model-param", help="Model parameter as name=value (repeatable), e.g. fc_units=128."),
+    model_param: list[str] = typer.Option(None, "--model-param", help="Model parameter as name=value (repeatable), e.g. units=128 (the official K-Branch CNN)."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs (default 80, the study's)."),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Patches per step (default 1024, the study's)."),
-    optimizer: str = typer.Option(None, "--optimizer", help="rmsprop (default, the study's), adam, adamw or sgd."),
+    optimizer: str = typer.Option(None, "--optimizer", help="tf1_rmsprop (default: the study's, TensorFlow 1's RMSProp), rmsprop (Keras'), adam, adamw or sgd."),
     lr: float = typer.Option(None, "--lr", help="Learning rate (default 1e-4, the study's)."),
     seed: int = typer.Option(None, "--seed", min=0, help="Seed of weights, dropout, shuffling and random splits (default 0)."),
+    keep_every: int = typer.Option(None, "--keep-every", min=0, help="Also keep the first and every N-th epoch's checkpoint (checkpoints/epoch-XXXX.keras), e.g. for LRP during training (default 0: last and best only)."),
     mixed_precision: bool = typer.Option(None, "--mixed-precision/--no-mixed-precision", help="float16 compute (recommended on GPUs)."),
     jit: bool = typer.Option(None, "--jit/--no-jit", help="XLA-compile the training step (default: Keras' choice)."),
     distribute: str = typer.Option(None, "--distribute", help="none (default), mirrored (all local GPUs) or multiworker (TF_CONFIG)."),
@@ -102,7 +103,8 @@ def train_command(
     hparams = ctx.meta.get("loss_hparams", {})
     given = {k: v for k, v in {
         "loss": loss, "data": data, "split": split, "model": model, "epochs": epochs, "batch_size": batch_size,
-        "optimizer": optimizer, "lr": lr, "seed": seed, "mixed_precision": mixed_precision, "distribute": distribute,
+        "optimizer": optimizer, "lr": lr, "seed": seed, "keep_every": keep_every, "mixed_precision": mixed_precision,
+        "distribute": distribute,
         "upsampling": upsampling,
     }.items() if v is not None}
     if jit is not None:
@@ -165,8 +167,9 @@ def _run_training(start):
 
 
 def _print_result(run_dir, result):
-    console.print(overall_table(result, f"Best model (epoch {result['best_epoch']}) on the validation split"))
-    console.print(f"Run directory: [bold]{run_dir}[/bold] (best.keras, last.keras, history.csv, "
+    console.print(overall_table(result, f"Final model (epoch {result['epochs']}, the study's) on the validation split; "
+                                        f"best validation sample-F1 at epoch {result['best_epoch']}"))
+    console.print(f"Run directory: [bold]{run_dir}[/bold] (last.keras, best.keras, history.csv, "
                   "learning_curve.png, metrics.json, config.toml, tensorboard/)", highlight=False)
 
 

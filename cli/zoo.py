@@ -48,6 +48,7 @@ def zoo_build_command(
     losses: list[str] = typer.Option(None, "--losses", help="Recipes to build, comma-separated or repeated (default: all)."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Override the recipes' 80 epochs (e.g. for a trial)."),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Override the recipes' batch of 1024."),
+    model_param: list[str] = typer.Option(None, "--model-param", help="Override a model parameter, name=value (repeatable), e.g. units=128 for a trial at the official width."),
 ):
     """Train each recipe (resumable: finished recipes are skipped, interrupted ones resumed)
     and evaluate it on the test split."""
@@ -55,11 +56,13 @@ def zoo_build_command(
     # the library loads with the command (Keras off --help)
     from keras_mlrs.cli.progress import TrainingProgress
     from keras_mlrs.hub import recipes as zoo
+    from keras_mlrs.runs import parse_param
 
+    params = dict(parse_param(p) for p in model_param or [])
     progress = TrainingProgress(console)
     try:
-        results = zoo.build(data, out, _names(losses), epochs=epochs, batch_size=batch_size, callbacks=[progress],
-                            on_start=progress.start, say=say)
+        results = zoo.build(data, out, _names(losses), epochs=epochs, batch_size=batch_size, model_params=params,
+                            callbacks=[progress], on_start=progress.start, say=say)
     finally:
         progress.stop()
     table = Table(title=f"Zoo build in {out} (test split, each model with its own decision rule)")

@@ -56,8 +56,9 @@ def patches():
 def tiny_runs(prepared, tmp_path_factory):
     """One finished run per decision rule, each trained by `mlrs train` for 2 epochs of 2
     steps on the prepared sample with a narrow K-Branch CNN: ``{loss: (run directory, the
-    command's output)}``. bce (sigmoid) and sparsemax (its support) from flags; ranking
-    (logit) from a configuration file whose hyperparameter the command line overrides."""
+    command's output)}``. bce (sigmoid) and sparsemax (its support) from flags, keeping
+    every epoch's checkpoint (``--keep-every 1``); ranking (logit) from a configuration file
+    whose hyperparameter the command line overrides, keeping only the last and the best."""
     from typer.testing import CliRunner
 
     from keras_mlrs.cli.main import app
@@ -67,8 +68,9 @@ def tiny_runs(prepared, tmp_path_factory):
     config.write_text(f'loss = "ranking"\ndata = "{prepared}"\nepochs = 2\nbatch_size = 2\nlr = 0.002\n'
                       "[loss_params]\nmargin = 0.5\n[model_params]\n" + "".join(f"{k} = {v}\n" for k, v in TINY.items()))
     common = ["--data", str(prepared), "--epochs", "2", "--batch-size", "2", "--lr", "0.001", *TINY_FLAGS]
-    commands = {"bce": ["--loss", "bce", *common], "ranking": ["--config", str(config), "--margin", "2"],
-                "sparsemax": ["--loss", "sparsemax", *common]}
+    commands = {"bce": ["--loss", "bce", "--keep-every", "1", *common],
+                "ranking": ["--config", str(config), "--margin", "2"],
+                "sparsemax": ["--loss", "sparsemax", "--keep-every", "1", *common]}
     out = {}
     for loss, args in commands.items():
         result = CliRunner().invoke(app, ["train", *args, "--run-dir", str(root / loss)])

@@ -22,7 +22,7 @@ from keras_mlrs.core import decision, losses
 from keras_mlrs.core.metrics import SCORES, STUDY_AVERAGES
 from keras_mlrs.errors import HubError
 from keras_mlrs.models import input_layout
-from keras_mlrs.runs.evaluation import overall_markdown, per_class_markdown
+from keras_mlrs.runs.evaluation import checkpoint_title, overall_markdown, per_class_markdown
 from keras_mlrs.version import __version__
 
 #: The nomenclature every keras-mlrs model predicts, in this class order.
@@ -35,6 +35,12 @@ TAGS = ("keras-mlrs", "remote-sensing", "sentinel-2", "bigearthnet", "multi-labe
 IMAGES = "images"
 #: Default licence of published models (the project's).
 LICENSE = "apache-2.0"
+#: What the card says of each registered architecture.
+ARCHITECTURES = {
+    "kbranch": "the K-Branch CNN of Sumbul & Demir as the BigEarthNet authors' code builds it (the study's width "
+               "is `units=1024`, the official model's 128)",
+    "resnet50": "a ResNet-50 trained from scratch on the 12 bands stacked at 10 m",
+}
 
 
 def declaration(model) -> dict:
@@ -126,16 +132,20 @@ def model_card(model, repo: str, config, state: dict, report: dict, lrp: dict, l
         "normalisation": meta["normalisation"],
         "classes": "\n".join(f"{i}. {name}" for i, name in enumerate(CLASS_NAMES)),
         "model": config.model,
+        "architecture": ARCHITECTURES.get(config.model, "a registered keras-mlrs architecture"),
         "model_params": ", ".join(f"`{k}={v!r}`" for k, v in config.model_params.items()) or "defaults",
         "parameters": f"{model.count_params():,}",
         "training": _training_table(config, state),
         "split": split,
+        "checkpoint": checkpoint_title(report.get("checkpoint")),
+        "best": f"{state['best']['epoch']} (validation sample-F1 {state['best']['value']:.4f})",
         "patches": f"{report['patches']:,}",
         "overall": overall_markdown(report),
         "per_class": per_class_markdown(report),
         "lrp_patch": lrp["patch"],
         "lrp_classes": ", ".join(lrp["classes"]),
         "lrp_preset": lrp["preset"],
+        "lrp_bands": lrp.get("bands", "all bands"),
         "images": IMAGES,
     }
     body = string.Template(template_text()).substitute(fields)

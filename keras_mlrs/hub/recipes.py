@@ -1,8 +1,9 @@
 """The model zoo: one recipe per published checkpoint, built and published in bulk.
 
 A recipe (``zoo/recipes/<name>.toml``, installed as ``keras_mlrs.zoo``) names a loss of the
-registry and the study's setup for it (K-Branch CNN with 1024-unit fully connected layers,
-RMSprop at 1e-4, batch 1024, 80 epochs, the official BigEarthNet-19 splits); its
+registry and the study's setup for it (the authors' K-Branch CNN with 1024-unit fully
+connected blocks, TensorFlow 1's RMSProp at 1e-4, batch 1024, 80 epochs, the official
+BigEarthNet-19 splits, every 20th epoch's checkpoint kept for LRP during training); its
 ``[train]`` table holds options of :class:`keras_mlrs.runs.TrainConfig`. :func:`build`
 trains each recipe into ``OUT/<name>`` (resuming an interrupted one, skipping a finished
 one) and evaluates it on the test split; :func:`publish` pushes each finished one with its
@@ -43,10 +44,13 @@ class Recipe:
     study: bool
     train: dict
 
-    def config(self, data, epochs: int | None = None, batch_size: int | None = None) -> TrainConfig:
-        """Its :class:`~keras_mlrs.runs.TrainConfig` on ``data`` (``epochs`` and
-        ``batch_size`` override the recipe's, e.g. for a quick trial)."""
+    def config(self, data, epochs: int | None = None, batch_size: int | None = None,
+               model_params: dict | None = None) -> TrainConfig:
+        """Its :class:`~keras_mlrs.runs.TrainConfig` on ``data`` (``epochs``, ``batch_size``
+        and ``model_params`` override the recipe's, e.g. for a quick trial)."""
         values = {**self.train, "data": str(Path(data).expanduser().resolve()) if data else ""}
+        if model_params:
+            values["model_params"] = {**values.get("model_params", {}), **model_params}
         if epochs is not None:
             values["epochs"] = epochs
         if batch_size is not None:
@@ -100,8 +104,8 @@ def status(out_dir, recipe: Recipe) -> dict:
             "run_dir": run.path}
 
 
-def build(data, out_dir, names=None, epochs: int | None = None, batch_size: int | None = None, callbacks=(),
-          on_start=None, say=lambda text: None) -> dict:
+def build(data, out_dir, names=None, epochs: int | None = None, batch_size: int | None = None,
+          model_params: dict | None = None, callbacks=(), on_start=None, say=lambda text: None) -> dict:
     """Train every chosen recipe on the prepared ``data`` into ``out_dir/<name>`` and
     evaluate it on the test split. Finished recipes are skipped, interrupted ones resumed
     from their last completed epoch (with their saved configuration). Returns
@@ -113,7 +117,7 @@ def build(data, out_dir, names=None, epochs: int | None = None, batch_size: int 
     if detect_format(data) != "prepared":
         raise MlrsError(f"{data} is not prepared data (no manifest.json); prepare it (`keras_mlrs.data.prepare()`) "
                         "and build the zoo from the prepared folder.")
-    configs = {r.name: r.config(data, epochs, batch_size) for r in chosen}  # every recipe checked before training
+    configs = {r.name: r.config(data, epochs, batch_size, model_params) for r in chosen}  # every recipe checked before training
     results = {}
     for recipe in chosen:
         run = RunDirectory(Path(out_dir) / recipe.name)

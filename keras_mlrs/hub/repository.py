@@ -92,10 +92,11 @@ def resolve(source, revision: str | None = None) -> Path:
     return folder
 
 
-def load_model(source, revision: str | None = None, compile: bool = True):
-    """A model from any source a command takes: a run directory, a ``.keras`` file, an
-    exported folder or ``hf://ORG/NAME`` (:func:`resolve`, then :func:`keras_mlrs.runs.load_model`)."""
-    return load_local_model(resolve(source, revision), compile=compile)
+def load_model(source, revision: str | None = None, compile: bool = True, checkpoint: str | None = None):
+    """A model from any source a command takes: a run directory (its ``checkpoint``, default
+    the final epoch's), a ``.keras`` file, an exported folder or ``hf://ORG/NAME``
+    (:func:`resolve`, then :func:`keras_mlrs.runs.load_model`)."""
+    return load_local_model(resolve(source, revision), compile=compile, checkpoint=checkpoint)
 
 
 def from_pretrained(source: str, revision: str | None = None, compile: bool = True):
@@ -176,7 +177,7 @@ def _lrp_example(model, path, patch=None, label: str | None = None) -> dict:
     view = heatmaps.explain_patch(model, patch, classes, preset="lrp.epsilon")
     view.model = label or view.model
     render.heatmap_figure([view], path, title=f"{patch.name}: lrp.epsilon")
-    return {"patch": patch.name, "classes": view.class_names, "preset": "lrp.epsilon"}
+    return {"patch": patch.name, "classes": view.class_names, "preset": "lrp.epsilon", "bands": view.bands_label}
 
 
 def push(run_dir, repo: str, private: bool = False, revision: str | None = None, token: str | None = None,

@@ -9,6 +9,7 @@ The most used names are importable from here: :class:`TrainConfig`, :func:`train
 from keras_mlrs.runs.config import TrainConfig, parse_param
 from keras_mlrs.runs.directory import (
     BEST,
+    CHECKPOINT_NAMES,
     CHECKPOINTS,
     CONFIG,
     CURVE,
@@ -24,12 +25,18 @@ from keras_mlrs.runs.directory import (
     model_file,
     read_state,
 )
-from keras_mlrs.runs.evaluation import evaluate, evaluation_data, run_report, write_report
+from keras_mlrs.runs.evaluation import (
+    checkpoint_title,
+    evaluate,
+    evaluation_data,
+    run_report,
+    write_report,
+)
 from keras_mlrs.runs.prediction import predict
 from keras_mlrs.runs.training import describe_devices, resume, train
 
 __all__ = [
-    "BEST", "CHECKPOINTS", "CONFIG", "CURVE", "HISTORY", "LAST", "METRICS", "STATE", "TENSORBOARD", "RunDirectory",
-    "TrainConfig", "describe_devices", "evaluate", "evaluation_data", "finished_run", "is_run_dir", "load_model",
+    "BEST", "CHECKPOINTS", "CHECKPOINT_NAMES", "CONFIG", "CURVE", "HISTORY", "LAST", "METRICS", "STATE", "TENSORBOARD", "RunDirectory",
+    "TrainConfig", "checkpoint_title", "describe_devices", "evaluate", "evaluation_data", "finished_run", "is_run_dir", "load_model",
     "model_file", "parse_param", "predict", "read_state", "resume", "run_report", "train", "write_report",
 ]

@@ -1,7 +1,8 @@
 """The configuration of a training run: :class:`TrainConfig`, written to the run directory
 as ``config.toml`` and read back from it (or from any TOML file of its keys).
 
-The defaults are the study's: K-Branch CNN, RMSprop at 1e-4, batch 1024, 80 epochs.
+The defaults are the study's: the K-Branch CNN with 1,024 units, TensorFlow 1's RMSProp at
+1e-4, batch 1024, 80 epochs, the final epoch's model (docs/study.md lists every setting).
 """
 
 import json
@@ -23,7 +24,9 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
+#: ``tf1_rmsprop`` is the study's (TensorFlow 1's RMSProp update, :mod:`keras_mlrs.core.optimizers`);
+#: ``rmsprop`` is Keras'.
+OPTIMIZERS = ("tf1_rmsprop", "rmsprop", "adam", "adamw", "sgd")
 DISTRIBUTE = ("none", "mirrored", "multiworker")
 #: How a run's data is split: ``auto`` picks ``random`` for the bundled sample, else ``official``.
 SPLIT_SCHEMES = ("auto", *SCHEMES)
@@ -48,9 +51,14 @@ class TrainConfig:
         epochs: training epochs (the study's: 80).
         batch_size: patches per step (the study's: 1024); split across replicas when
             distributed.
-        optimizer: ``rmsprop`` (the study's), ``adam``, ``adamw`` or ``sgd``.
+        optimizer: ``tf1_rmsprop`` (the study's: TensorFlow 1's RMSProp, decay 0.9,
+            epsilon 1e-10 inside the square root, accumulator starting at 1),
+            ``rmsprop`` (Keras'), ``adam``, ``adamw`` or ``sgd``.
         lr: learning rate (the study's: 1e-4).
         seed: seeds weights, dropout, shuffling and the random split.
+        keep_every: also keep the first and every N-th epoch's checkpoint
+            (``checkpoints/epoch-0001.keras``, ``epoch-0020.keras``...), e.g. for LRP during
+            training; 0 keeps only the last and the best.
         mixed_precision: compute in float16 (``mixed_float16``; losses stay float32).
         jit: XLA-compile the training step: ``"auto"`` (Keras' choice), true or false.
         distribute: ``none``, ``mirrored`` (every local GPU, or every logical CPU device
@@ -67,9 +75,10 @@ class TrainConfig:
     fractions: list = field(default_factory=lambda: [0.6, 0.2, 0.2])
     epochs: int = 80
     batch_size: int = 1024
-    optimizer: str = "rmsprop"
+    optimizer: str = "tf1_rmsprop"
     lr: float = 1e-4
     seed: int = 0
+    keep_every: int = 0
     mixed_precision: bool = False
     jit: str | bool = "auto"
     distribute: str = "none"
@@ -119,7 +128,7 @@ class TrainConfig:
         """Raise :class:`MlrsError` naming the first invalid option."""
         losses.get(self.loss, **self.loss_params)
         MODELS.check(self.model, self.model_params)
-        for name, lo in (("epochs", 1), ("batch_size", 1)):
+        for name, lo in (("epochs", 1), ("batch_size", 1), ("keep_every", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
                 raise InvalidParameterError(f"{name} must be an integer >= {lo}, got {value!r}.")

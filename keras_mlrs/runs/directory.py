@@ -4,17 +4,22 @@ A run directory holds::
 
     config.toml          the exact configuration of the run (TrainConfig.from_toml reads it back)
     state.json           completed epochs, per-epoch history, best epoch: the resume point
+    last.keras           the model after the last completed epoch: the study's model
     best.keras           the model of the epoch with the best validation sample-F1
-    last.keras           the model after the last completed epoch
     history.csv          per epoch: train loss, validation loss, validation P/R/F1
     learning_curve.png   validation F1 (micro, macro, samples) per epoch
-    metrics.json         at the end: best.keras evaluated on the validation split
+    metrics.json         at the end: last.keras evaluated on the validation split
     tensorboard/         TensorBoard logs
-    checkpoints/         the epoch files behind best.keras and last.keras
-    evaluation-<split>/  the evaluation of best.keras on a split (report.json, tables, figure)
+    checkpoints/         the epoch files behind last.keras and best.keras, and every
+                         ``keep_every``-th epoch's (``epoch-0020.keras``...) when asked
+    evaluation-<split>/  the evaluation of last.keras on a split (report.json, tables,
+                         figure); ``evaluation-<split>-best/``, ``-epoch-N/`` for others
 
-``state.json`` is written after the epoch's checkpoint and before anything derived from
-it, so a run killed at any moment resumes from its last completed epoch.
+The study trained 80 epochs without early stopping and reports the final epoch's model,
+so a run's model is ``last.keras`` unless a checkpoint is named (:data:`CHECKPOINT_NAMES`:
+``last``, ``best``, ``epoch-N``). ``state.json`` is written after the epoch's checkpoint
+and before anything derived from it, so a run killed at any moment resumes from its last
+completed epoch.
 :class:`RunDirectory` is the one place that knows these names.
 """
 
@@ -43,6 +48,9 @@ TENSORBOARD = "tensorboard"
 CHECKPOINTS = "checkpoints"
 #: The validation metric that picks ``best.keras``.
 BEST_METRIC = "val_f1_samples"
+#: How a run's checkpoints are named: the final epoch's (the study's), the best on
+#: validation, or a kept epoch ``epoch-N``.
+CHECKPOINT_NAMES = ("last", "best", "epoch-N")
 #: Columns of ``history.csv`` after ``epoch``.
 HISTORY_COLUMNS = (
     "loss", "val_loss", *(f"val_{s}_{a}" for a in STUDY_AVERAGES for s in SCORES), "seconds", "patches_per_s",
@@ -77,9 +85,49 @@ class RunDirectory:
         """The checkpoint of ``epoch`` (1-based)."""
         return self.path / CHECKPOINTS / f"epoch-{epoch:04d}.keras"
 
-    def evaluation(self, split: str) -> Path:
-        """The folder of the evaluation of the run's model on ``split``."""
-        return self.path / f"evaluation-{split}"
+    def evaluation(self, split: str, checkpoint: str = "last") -> Path:
+        """The folder of the evaluation of the run's ``checkpoint`` on ``split``."""
+        return self.path / (f"evaluation-{split}" if checkpoint == "last" else f"evaluation-{split}-{checkpoint}")
+
+    def kept_epochs(self) -> list[int]:
+        """The epochs whose checkpoint is on disk, in order."""
+        epochs = []
+        for f in (self.path / CHECKPOINTS).glob("epoch-*.keras"):
+            try:
+                epochs.append(int(f.stem.removeprefix("epoch-")))
+            except ValueError:
+                continue
+        return sorted(epochs)
+
+    def training_checkpoints(self) -> list[int]:
+        """The epochs kept by the run's ``keep_every`` (:func:`periodic_epochs`) whose
+        checkpoint is on disk: the frames of LRP during training."""
+        every = self.config().keep_every
+        return [e for e in periodic_epochs(every, self.state()["epoch"]) if self.checkpoint(e).is_file()]
+
+    def resolve_checkpoint(self, checkpoint: str = "last") -> tuple[Path, dict]:
+        """The file of ``checkpoint`` (``last``, ``best`` or ``epoch-N``) and what it is,
+        ``{"name": checkpoint, "epoch": N}``; a one-line :class:`RunError` when the run
+        has no such checkpoint."""
+        state = self.state()
+        if not state["epoch"]:
+            raise RunError(f"run {self.path} has no finished epoch yet; continue it with "
+                           f"`keras_mlrs.runs.resume('{self.path}')`.")
+        if checkpoint == "last":
+            return self.path / LAST, {"name": "last", "epoch": state["epoch"]}
+        if checkpoint == "best":
+            return self.path / BEST, {"name": "best", "epoch": state["best"]["epoch"]}
+        number = checkpoint.removeprefix("epoch-")
+        if checkpoint.startswith("epoch-") and number.isdigit():
+            epoch = int(number)
+            path = self.checkpoint(epoch)
+            if path.is_file():
+                return path, {"name": f"epoch-{epoch}", "epoch": epoch}
+            kept = ", ".join(f"epoch-{e}" for e in self.kept_epochs())
+            raise RunError(f"run {self.path} kept no checkpoint of epoch {epoch} (kept: {kept}); train with "
+                           "`keep_every` to keep more.")
+        raise RunError(f"unknown checkpoint '{checkpoint}'; give last (the final epoch, the study's), best "
+                       "(best validation sample-F1) or epoch-N.")
 
     def config(self) -> TrainConfig:
         """The run's configuration."""
@@ -105,17 +153,20 @@ class RunDirectory:
             raise RunError(f"{self.path} is not a run directory (no {CONFIG}); give a run written by "
                            "`keras_mlrs.runs.train()` or the zoo.")
         state = self.state()
-        if not state.get("finished") or not (self.path / BEST).is_file():
+        if not state.get("finished") or not (self.path / LAST).is_file():
             raise RunError(f"run {self.path} has no finished model (it stopped after {state.get('epoch', 0)} "
                            f"epoch(s)); finish it with `keras_mlrs.runs.resume('{self.path}')`.")
         return self
 
-    def materialise(self, state: dict) -> None:
+    def materialise(self, state: dict, keep_every: int = 0) -> None:
         """Bring the files derived from ``state.json`` up to date: ``last.keras``,
-        ``best.keras``, ``history.csv``, ``learning_curve.png``; drop stale checkpoints."""
+        ``best.keras``, ``history.csv``, ``learning_curve.png``; drop the checkpoints of
+        epochs that are neither the last, the best nor kept by ``keep_every``
+        (:func:`periodic_epochs`)."""
         if not state["epoch"]:
             return
         last, best = self.checkpoint(state["epoch"]), self.checkpoint(state["best"]["epoch"])
+        kept = {last, best, *(self.checkpoint(e) for e in periodic_epochs(keep_every, state["epoch"]))}
         atomic_link(last, self.path / LAST)
         atomic_link(best, self.path / BEST)
         out = io.StringIO()
@@ -126,8 +177,17 @@ class RunDirectory:
         atomic_write_text(self.path / HISTORY, out.getvalue())
         plots.learning_curve(state["history"], self.path / CURVE, best_epoch=state["best"]["epoch"])
         for f in (self.path / CHECKPOINTS).glob("*.keras"):  # stale epochs, and temporary files of a killed save
-            if f not in (last, best):
+            if f not in kept:
                 f.unlink(missing_ok=True)
+
+
+def periodic_epochs(keep_every: int, last_epoch: int) -> list[int]:
+    """The epochs ``keep_every`` keeps up to ``last_epoch``: the first and every
+    ``keep_every``-th (the thesis's LRP-during-training grid: the first epoch, 20, 40, 60);
+    none when ``keep_every`` is 0."""
+    if not keep_every:
+        return []
+    return sorted({1, *range(keep_every, last_epoch + 1, keep_every)} & set(range(1, last_epoch + 1)))
 
 
 def _cell(v):
@@ -149,36 +209,39 @@ def finished_run(run_dir) -> RunDirectory:
     return RunDirectory(run_dir).finished()
 
 
-def model_file(source) -> Path:
-    """The ``.keras`` file behind ``source``: a run directory (its ``best.keras``, else
-    ``last.keras``) or a ``.keras`` file."""
+def model_file(source, checkpoint: str | None = None) -> Path:
+    """The ``.keras`` file behind ``source``: a run directory's ``checkpoint`` (default
+    ``last``, the final epoch, see :meth:`RunDirectory.resolve_checkpoint`) or a ``.keras``
+    file (``checkpoint`` must then be None)."""
     path = Path(source)
     if not path.exists():
         raise RunError(f"{path} does not exist; give a run directory, a .keras file or a saved model folder.")
     if path.is_dir():
-        for name in (BEST, LAST):
-            if (path / name).is_file():
-                return path / name
         if is_run_dir(path):
-            raise RunError(f"run {path} has no finished epoch yet (no {BEST}); continue it with "
-                           f"`keras_mlrs.runs.resume('{path}')`.")
-        raise RunError(f"{path} is not a run directory (no {CONFIG}, no {BEST}); give a run directory or a .keras file.")
+            return RunDirectory(path).resolve_checkpoint(checkpoint or "last")[0]
+        raise RunError(f"{path} is not a run directory (no {CONFIG}); give a run directory or a .keras file.")
     if path.suffix != ".keras":
         raise RunError(f"{path} is not a Keras model; give a run directory or a .keras file.")
+    if checkpoint is not None:
+        raise RunError(f"{path} is one model file; a checkpoint ({checkpoint}) can be chosen in run directories only.")
     return path
 
 
-def load_model(source, compile: bool = True):
-    """A trained model from a local path: a run directory (its ``best.keras``), a ``.keras``
-    file, or a folder in Keras' saved-model layout (``config.json``, as exported for the
-    Hub), loaded in Keras' safe mode. Models on the Hub are resolved to such a folder first
-    (:func:`keras_mlrs.hub.resolve`).
+def load_model(source, compile: bool = True, checkpoint: str | None = None):
+    """A trained model from a local path: a run directory (its ``checkpoint``, default the
+    final epoch's ``last.keras``), a ``.keras`` file, or a folder in Keras' saved-model
+    layout (``config.json``, as exported for the Hub), loaded in Keras' safe mode. Models on
+    the Hub are resolved to such a folder first (:func:`keras_mlrs.hub.resolve`).
 
     The model is returned compiled when it was saved compiled, so
     :func:`keras_mlrs.core.decision.rule_of` finds the decision rule of its loss."""
     path = Path(source)
-    if not (path.is_dir() and (path / "config.json").is_file()):
-        path = model_file(path)
+    if path.is_dir() and (path / "config.json").is_file():
+        if checkpoint is not None:
+            raise RunError(f"{path} is one exported model; a checkpoint ({checkpoint}) can be chosen in run "
+                           "directories only.")
+    else:
+        path = model_file(path, checkpoint)
     try:
         with warnings.catch_warnings():  # a model saved before its first step has no optimizer state yet
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")

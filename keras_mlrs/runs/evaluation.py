@@ -24,7 +24,7 @@ from keras_mlrs.files import atomic_write_text
 from keras_mlrs.models import input_layout
 from keras_mlrs.runs import plots
 from keras_mlrs.runs.config import TrainConfig
-from keras_mlrs.runs.directory import RunDirectory, load_model, model_file
+from keras_mlrs.runs.directory import RunDirectory, load_model
 
 
 def _metric_set(rule, max_samples):
@@ -103,22 +103,37 @@ def evaluation_data(model, source=None, split: str = "test", data=None, split_sc
     return ds, patches.path
 
 
-def run_report(run_dir, split: str = "test", batch_size: int = 256, model=None) -> dict:
-    """The report of the run's best model on ``split`` of its own data: read from
-    ``<run>/evaluation-<split>/report.json`` when that is newer than the model, else
-    computed and written there with every output of ``mlrs evaluate``. ``model``: the run's
-    best model when the caller has loaded it already."""
+def run_report(run_dir, split: str = "test", batch_size: int = 256, model=None, checkpoint: str = "last") -> dict:
+    """The report of the run's ``checkpoint`` (default: the final epoch's model, the
+    study's) on ``split`` of its own data: read from ``<run>/evaluation-<split>/report.json``
+    (``evaluation-<split>-<checkpoint>`` for the others) when that is newer than the model,
+    else computed and written there with every output of ``mlrs evaluate``. ``model``: that
+    checkpoint's model when the caller has loaded it already. The report's ``"checkpoint"``
+    says what was evaluated: ``{"name", "epoch"}``."""
     run = RunDirectory(run_dir)
-    model_path = model_file(run.path)
-    folder = run.evaluation(split)
+    model_path, which = run.resolve_checkpoint(checkpoint)
+    folder = run.evaluation(split, checkpoint)
     cached = folder / "report.json"
     if cached.is_file() and cached.stat().st_mtime >= model_path.stat().st_mtime:
-        return json.loads(cached.read_text())
-    model = model if model is not None else load_model(run.path)
+        report = json.loads(cached.read_text())
+        if report.get("checkpoint") == which:
+            return report
+    model = model if model is not None else load_model(model_path)
     ds, path = evaluation_data(model, run.path, split, batch_size=batch_size)
-    report = {"model": str(run.path), "data": str(path), "split": split, **evaluate(model, ds)}
-    write_report(report, folder, title=f"{run.path.name} on {split}")
+    report = {"model": str(run.path), "checkpoint": which, "data": str(path), "split": split, **evaluate(model, ds)}
+    write_report(report, folder, title=f"{run.path.name} ({checkpoint_title(which)}) on {split}")
     return report
+
+
+def checkpoint_title(which: dict | None) -> str:
+    """How a report names its checkpoint: "final epoch 80", "best on validation, epoch 57"."""
+    if not which:
+        return "model file"
+    if which["name"] == "last":
+        return f"final epoch {which['epoch']}"
+    if which["name"] == "best":
+        return f"best on validation, epoch {which['epoch']}"
+    return f"epoch {which['epoch']}"
 
 
 def write_report(report: dict, folder=None, json_path=None, csv_dir=None, markdown_path=None, figure_path=None,
@@ -174,8 +189,9 @@ def per_class_markdown(report: dict) -> str:
 
 def markdown(report: dict, title: str = "") -> str:
     """The report as Markdown tables (overall, per class, ranking metrics)."""
+    which = f"; checkpoint: {checkpoint_title(report['checkpoint'])}" if report.get("checkpoint") else ""
     lines = [f"# {title or 'Evaluation'}", "",
-             f"{report['patches']:,} patches; decision rule `{report['decision']['name']}`.", "",
+             f"{report['patches']:,} patches; decision rule `{report['decision']['name']}`{which}.", "",
              overall_markdown(report), "", per_class_markdown(report)]
     lines += ["", "| metric | value |", "| --- | ---: |"]
     lines += [f"| {k} | {report[k]:.4f} |" for k in ("hamming_loss", "ranking_loss", "coverage_error", "lrap",

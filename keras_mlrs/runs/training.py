@@ -22,7 +22,7 @@ import keras
 
 from keras_mlrs import models
 from keras_mlrs.bigearthnet import split_name
-from keras_mlrs.core import losses, metrics
+from keras_mlrs.core import losses, metrics, optimizers
 from keras_mlrs.data import load, open_source
 from keras_mlrs.errors import MlrsError, RunError
 from keras_mlrs.files import atomic_save_model, atomic_write_text
@@ -130,8 +130,10 @@ class _Recorder:
     """Writes the run directory after each epoch: checkpoint, then state (the commit
     point), then the files derived from them."""
 
-    def __init__(self, run: RunDirectory, state: dict, patches_per_epoch: int | None, write: bool = True):
+    def __init__(self, run: RunDirectory, state: dict, patches_per_epoch: int | None, write: bool = True,
+                 keep_every: int = 0):
         self.run, self.state, self.patches, self.write = run, state, patches_per_epoch, write
+        self.keep_every = keep_every
 
     def epoch_done(self, model, epoch: int, logs: dict, seconds: float):
         row = {"epoch": epoch, **{k: float(logs[k]) for k in HISTORY_COLUMNS[:-2] if k in logs}}
@@ -146,7 +148,7 @@ class _Recorder:
         if self.write:
             atomic_save_model(model, self.run.checkpoint(epoch))
             self.run.write_state(state)
-            self.run.materialise(state)
+            self.run.materialise(state, self.keep_every)
 
 
 def _seed_states(model) -> list:
@@ -168,7 +170,7 @@ def _restore_rng(model, saved: list) -> None:
 
 
 def _optimizer(name: str, lr: float):
-    return {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
+    return {"tf1_rmsprop": optimizers.TF1RMSprop, "rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
             "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}[name](learning_rate=lr)
 
 
@@ -256,8 +258,8 @@ def _run(config: TrainConfig, run: RunDirectory, *, resume, overwrite, callbacks
             created = True
             atomic_write_text(run.path / "config.toml", config.to_toml())
         else:
-            run.materialise(state)
-        recorder = _Recorder(run, state, data.counts["train"], write=chief)
+            run.materialise(state, config.keep_every)
+        recorder = _Recorder(run, state, data.counts["train"], write=chief, keep_every=config.keep_every)
         if on_start is not None:
             on_start({
                 "run_dir": run.path, "config": config, "devices": describe_devices(), "replicas": workers,
@@ -285,12 +287,14 @@ def _run(config: TrainConfig, run: RunDirectory, *, resume, overwrite, callbacks
 
 
 def _finish(run: RunDirectory, state: dict, data: _Data, model, write: bool) -> dict:
-    """Evaluate the best model on the validation split (``model``, the last epoch's, when that
-    is the best), write ``metrics.json`` and mark the run finished."""
-    result = {"split": "validation", "best_epoch": state["best"]["epoch"], "epochs": state["epoch"]}
+    """Evaluate the final model (the study's) on the validation split, write ``metrics.json``
+    and mark the run finished."""
+    result = {"split": "validation", "checkpoint": {"name": "last", "epoch": state["epoch"]},
+              "best_epoch": state["best"]["epoch"], "epochs": state["epoch"]}
     if write:
-        best = model if state["best"]["epoch"] == state["epoch"] else load_model(run.path)
-        result.update(evaluate(best, data.dataset("validation")))
+        if data.workers > 1:  # a distributed model predicts per replica: evaluate the saved one, on one device
+            model = load_model(run.path)
+        result.update(evaluate(model, data.dataset("validation")))
         atomic_write_text(run / METRICS, json.dumps(result, indent=1))
         run.write_state({**state, "finished": True})
     return result

@@ -67,15 +67,36 @@ def test_evaluate_defaults_to_the_runs_data_and_writes_into_the_run(trained):
     out = trained / "evaluation-validation"
     report = json.loads((out / "report.json").read_text())
     assert report["patches"] == 1 and report["split"] == "validation"
+    assert report["checkpoint"] == {"name": "last", "epoch": 2}  # the final epoch, as the study reports
+    assert "final epoch 2" in (out / "report.md").read_text()
     for name in ("overall.csv", "per_class.csv", "report.md", "per_class_f1.png"):
         assert (out / name).is_file()
+
+
+def test_evaluate_chooses_the_checkpoint_of_a_run(trained, tmp_path):
+    """--checkpoint epoch-N evaluates that kept file, into its own folder, and says so (best,
+    last and the errors: tests/runs/test_training.py and below)."""
+    result = runner.invoke(app, ["evaluate", str(trained), "--split", "validation", "--checkpoint", "epoch-1"])
+    assert result.exit_code == 0, result.output
+    assert "epoch 1) on validation" in result.output
+    report = json.loads((trained / "evaluation-validation-epoch-1" / "report.json").read_text())
+    assert report["checkpoint"] == {"name": "epoch-1", "epoch": 1}
+    direct = tmp_path / "direct.json"  # the kept epoch file itself, evaluated as a plain .keras file
+    run = runs.RunDirectory(trained)
+    result = runner.invoke(app, ["evaluate", str(run.checkpoint(1)), "--data", str(run.config().data), "--split",
+                                 "validation", "--json", str(direct)])
+    assert result.exit_code == 0, result.output
+    direct = json.loads(direct.read_text())
+    assert direct["checkpoint"] is None
+    assert {a: direct[a] for a in ("micro", "samples", "per_class")} == {a: report[a] for a in ("micro", "samples",
+                                                                                                  "per_class")}
 
 
 def test_predict_with_another_decision_rule_and_a_multiband_geotiff(trained, tmp_path):
     patch = data.read_patch(next(p for p in sorted(data.sample_path().iterdir()) if p.is_dir()))
     tif = tmp_path / "patch.tif"
     tifffile.imwrite(tif, patch.stacked(), photometric="minisblack", planarconfig="contig")
-    result = runner.invoke(app, ["predict", str(trained / runs.BEST), str(tif), "--json", "--decision", "logit",
+    result = runner.invoke(app, ["predict", str(trained / runs.LAST), str(tif), "--json", "--decision", "logit",
                                  "--threshold", "-100"])
     assert result.exit_code == 0, result.output
     [prediction] = json.loads(result.output)
@@ -102,3 +123,7 @@ def test_bad_evaluation_inputs_are_one_line_errors(trained, prepared, tmp_path, 
     one_line_error(run_mlrs_here(capsys, "predict", trained, tmp_path / "nowhere"), "nowhere")
     one_line_error(run_mlrs_here(capsys, "evaluate", trained, "--decision", "sparsemax_support", "--threshold", "0.3"),
                    "--threshold does not apply")
+    one_line_error(run_mlrs_here(capsys, "evaluate", trained, "--checkpoint", "epoch-9"), "kept no checkpoint of epoch 9")
+    one_line_error(run_mlrs_here(capsys, "evaluate", trained, "--checkpoint", "final"), "unknown checkpoint 'final'")
+    one_line_error(run_mlrs_here(capsys, "evaluate", trained / runs.LAST, "--checkpoint", "best"),
+                   "run directories only")

@@ -42,14 +42,18 @@ def test_each_decision_rule_trains_end_to_end(loss, tiny_runs):
     for column in ("loss", "val_loss", "val_f1_micro", "val_f1_macro", "val_f1_samples", "val_precision_samples"):
         assert np.isfinite(history[-1][column]), column
     assert (run / runs.HISTORY).read_text().count("\n") == 3  # header + 2 epochs
-    model = keras.saving.load_model(run / runs.BEST, safe_mode=True)
+    model = keras.saving.load_model(run / runs.LAST, safe_mode=True)
     assert type(model.loss) is type(losses.get(loss))
     assert decision.rule_of(model).name == losses.spec(loss).decision
     metrics = json.loads((run / runs.METRICS).read_text())
     assert metrics["split"] == "validation" and metrics["patches"] == 1
+    assert metrics["checkpoint"] == {"name": "last", "epoch": 2}  # the study's model: the final epoch's
+    assert "Final model (epoch 2, the study's)" in output
     assert not list(run.rglob(".*tmp*"))  # no temporary file left behind
-    best = RunDirectory(run).state()["best"]["epoch"]  # only the checkpoints behind best.keras and last.keras stay
-    assert {p.name for p in (run / runs.CHECKPOINTS).iterdir()} == {f"epoch-{e:04d}.keras" for e in (best, 2)}
+    best = RunDirectory(run).state()["best"]["epoch"]  # without --keep-every, only those behind best and last stay
+    kept = {1, 2} if loss in ("bce", "sparsemax") else {best, 2}  # the bce and sparsemax runs keep every epoch
+    assert {p.name for p in (run / runs.CHECKPOINTS).iterdir()} == {f"epoch-{e:04d}.keras" for e in kept}
+    assert RunDirectory(run).kept_epochs() == sorted(kept)
 
 
 def test_loss_options_from_the_registry_and_config_file(tiny_runs, prepared):

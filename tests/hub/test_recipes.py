@@ -15,9 +15,9 @@ def test_every_registered_loss_has_a_recipe_with_the_study_setup():
     assert list(recipes)[:7] == study
     for recipe in recipes.values():
         config = recipe.config("")
-        assert (config.loss, config.model, config.model_params["fc_units"]) == (recipe.name, "kbranch", 1024)
-        assert (config.optimizer, config.lr, config.batch_size, config.epochs, config.split) == (
-            "rmsprop", 1e-4, 1024, 80, "official")
+        assert (config.loss, config.model, config.model_params["units"]) == (recipe.name, "kbranch", 1024)
+        assert (config.optimizer, config.lr, config.batch_size, config.epochs, config.split, config.keep_every) == (
+            "tf1_rmsprop", 1e-4, 1024, 80, "official", 20)
         assert recipe.repo_id("org") == f"org/ben19-kbranch-{recipe.name.replace('_', '-')}"
 
 

@@ -47,6 +47,7 @@ def test_interrupted_run_resumes_exactly_as_if_uninterrupted(tiny_runs, tmp_path
     b = keras.saving.load_model(tmp_path / "cut" / runs.LAST)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)  # dropout masks, data order and optimizer state all restored
+    assert RunDirectory(tmp_path / "cut").kept_epochs() == RunDirectory(straight).kept_epochs() == [1, 2]  # keep_every 1
     with pytest.raises(MlrsError, match="already finished"):
         runs.resume(tmp_path / "cut")
 
@@ -56,7 +57,21 @@ def test_the_run_directory_names_its_files(tiny_runs):
     assert run.exists() and run.finished() is run
     assert run.checkpoint(12).name == "epoch-0012.keras" and run.checkpoint(12).parent.name == runs.CHECKPOINTS
     assert run.evaluation("test").name == "evaluation-test"
-    assert runs.model_file(run.path) == run.path / runs.BEST
+    assert runs.model_file(run.path) == run.path / runs.LAST  # the study's: the final epoch's model
+    state = run.state()
+    assert run.resolve_checkpoint() == (run.path / runs.LAST, {"name": "last", "epoch": 2})
+    assert run.resolve_checkpoint("best") == (run.path / runs.BEST, {"name": "best", "epoch": state["best"]["epoch"]})
+    assert run.resolve_checkpoint("epoch-1") == (run.checkpoint(1), {"name": "epoch-1", "epoch": 1})
+    assert run.evaluation("test", "epoch-1").name == "evaluation-test-epoch-1"
+    assert run.training_checkpoints() == [1, 2]  # keep_every 1
+    assert runs.directory.periodic_epochs(20, 80) == [1, 20, 40, 60, 80]  # the thesis's grid, and the final epoch
+    assert runs.directory.periodic_epochs(20, 50) == [1, 20, 40] and runs.directory.periodic_epochs(0, 80) == []
+    with pytest.raises(MlrsError, match=r"kept no checkpoint of epoch 7 \(kept: epoch-1, epoch-2\)"):
+        run.resolve_checkpoint("epoch-7")
+    with pytest.raises(MlrsError, match="unknown checkpoint 'final'; give last"):
+        run.resolve_checkpoint("final")
+    with pytest.raises(MlrsError, match="can be chosen in run directories only"):
+        runs.model_file(run.path / runs.LAST, checkpoint="best")
     assert run.config().loss == "bce" and run.state()["finished"]
     with pytest.raises(MlrsError, match="is not a run directory"):
         RunDirectory(run.path.parent).finished()
