@@ -18,6 +18,7 @@ def compare_command(
     target_f1: float = typer.Option(0.55, "--target-f1", help="Validation F1 whose first epoch measures learning efficiency."),
     average: str = typer.Option("samples", "--average", help="F1 average of the curves and efficiency: micro, macro or samples."),
     preset: str = typer.Option("lrp.epsilon", "--preset", help="LRP preset of the heatmaps."),
+    bands: str = typer.Option("rgb", "--bands", help="Bands the heatmaps sum: rgb (the study's), 10m or all."),
 ):
     """The study's comparison for any runs: Table 6.1, per-class F1, learning curves, learning
     efficiency and LRP heatmaps, as Markdown and a self-contained HTML page."""
@@ -27,7 +28,7 @@ def compare_command(
     from keras_mlrs.study import compare
 
     result = compare.compare(runs, out, patches=patch, classes=classes, split=split, target_f1=target_f1,
-                             average=average, preset=preset, say=say)
+                             average=average, preset=preset, bands=bands, say=say)
     table = Table(title=f"Overall scores on the {split} split (best per row in bold)")
     table.add_column("", style="bold cyan")
     names = list(result["runs"])

@@ -20,6 +20,7 @@ def explain_command(
     preset: str = typer.Option("lrp.epsilon", "--preset", help="LRP preset (iNNvestigate's names, e.g. lrp.sequential_preset_a)."),
     params: list[str] = typer.Option(None, "--param", help="A preset parameter, KEY=VALUE (e.g. epsilon=0.1); repeatable."),
     engine: str = typer.Option("native", "--engine", help="native, or innvestigate (needs iNNvestigate installed)."),
+    bands: str = typer.Option("rgb", "--bands", help="Bands the heatmaps (PNG, GeoTIFF) sum: rgb (the study's), 10m or all; the .npy keeps every band."),
     out: Path = typer.Option(Path("explanations"), "--out", "-o", help="Folder for the PNG, NPY and GeoTIFF outputs."),
     compare: bool = typer.Option(False, "--compare", help="One patch across several models (given after it) in one figure."),
 ):
@@ -33,12 +34,14 @@ def explain_command(
 
     rule_params = dict(parse_param(p) for p in params or [])
     composites.get(preset, **rule_params)  # unknown preset or parameter: fail before any work
+    heatmaps.band_indices(bands)
     if compare:
         if model or len(inputs) < 2:
             raise InvalidParameterError("--compare takes one patch then the models: mlrs explain PATCH --compare RUN_A RUN_B ...")
         patch, sources = read_patch(inputs[0]), [str(p) for p in inputs[1:]]
         models = [load_model(s) for s in sources]
-        done = [heatmaps.explain_patch(m, patch, classes, all_predicted, preset, engine, **rule_params) for m in models]
+        done = [heatmaps.explain_patch(m, patch, classes, all_predicted, preset, engine, bands=bands, **rule_params)
+                for m in models]
         for e, source in zip(done, sources):
             e.model = Path(source).name
         path = render.heatmap_figure(done, out / f"{patch.name}_lrp_compare.png", title=f"{patch.name}: {preset}")
@@ -48,20 +51,22 @@ def explain_command(
         raise InvalidParameterError("give the model to explain: --model RUN_DIR or --model model.keras.")
     patches = [read_patch(p) for p in inputs]
     net = load_model(model)
-    done = [heatmaps.explain_patch(net, p, classes, all_predicted, preset, engine, **rule_params) for p in patches]
+    done = [heatmaps.explain_patch(net, p, classes, all_predicted, preset, engine, bands=bands, **rule_params)
+            for p in patches]
     written = [render.save(e, out) for e in done]
     _report(done, written)
 
 
 def _report(explanations, written):
     table = Table(title="LRP explanations")
-    for column in ("patch", "model", "class", "score", "predicted", "in labels", "relevance sum"):
+    for column in ("patch", "model", "class", "score", "predicted", "in labels", "relevance (all bands)",
+                   "relevance (heatmap bands)"):
         table.add_column(column)
     for e in explanations:
         for i, name in enumerate(e.class_names):
             truth = "?" if e.in_truth is None else ("yes" if e.in_truth[i] else "no")
             table.add_row(e.patch, e.model, name, f"{e.scores[i]:.3f}", "yes" if e.predicted[i] else "no", truth,
-                          f"{e.heatmaps[i].sum():.4g}")
+                          f"{e.relevance[i].sum():.4g}", f"{e.heatmaps[i].sum():.4g}")
     console.print(table)
     for paths in dict.fromkeys(tuple(p) for p in written):
         for p in paths:

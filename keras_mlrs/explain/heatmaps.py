@@ -3,7 +3,11 @@
 :func:`explain_patch` runs LRP (either engine) on one :class:`keras_mlrs.data.Patch` for
 chosen classes and returns an :class:`Explanation` (:mod:`~keras_mlrs.explain.render` draws
 and writes it). Relevance of a 20 m (60 m) pixel is spread evenly over the 2 × 2 (6 × 6)
-10 m pixels it covers, so each heatmap still sums to the total relevance.
+10 m pixels it covers, so relevance summed over all bands still sums to the total.
+
+A heatmap is the relevance summed over a band set (:data:`BAND_SETS`): the study applied
+LRP "to RGB spectral bands" (paper §3), so figures default to ``rgb`` (B04, B03, B02);
+``10m`` adds B08, ``all`` takes the 12 bands. The relevance of every band is kept either way.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_mlrs.bigearthnet import CLASS_NAMES, GROUP_SIZES, GROUPS
+from keras_mlrs.bigearthnet import CLASS_NAMES, GROUP_SIZES, GROUPS, STACKED_BANDS
 from keras_mlrs.core.decision import rule_of
 from keras_mlrs.data import read_patch, sample_path
 from keras_mlrs.errors import InvalidParameterError, choose
@@ -22,6 +26,14 @@ from keras_mlrs.models import input_layout, patch_inputs
 
 #: The LRP engines: the native one, and iNNvestigate as the reference.
 ENGINES = ("native", "innvestigate")
+#: The band sets a heatmap sums relevance over; ``rgb`` is the study's.
+BAND_SETS = {"rgb": ("B04", "B03", "B02"), "10m": GROUPS["b10m"], "all": STACKED_BANDS}
+
+
+def band_indices(bands: str) -> list[int]:
+    """Positions in :data:`~keras_mlrs.bigearthnet.STACKED_BANDS` of the band set ``bands``."""
+    choose("band set", bands, tuple(BAND_SETS))
+    return [STACKED_BANDS.index(b) for b in BAND_SETS[bands]]
 
 
 @dataclasses.dataclass
@@ -30,7 +42,8 @@ class Explanation:
 
     ``relevance`` is ``float32 [classes, 120, 120, 12]`` (10 m grid, stacked band order);
     ``scores`` and ``predicted`` are the model's confidence and decision per explained
-    class; ``in_truth`` says whether each class is in the patch's labels (None: unknown).
+    class; ``in_truth`` says whether each class is in the patch's labels (None: unknown);
+    ``bands`` is the band set of :attr:`heatmaps` (a key of :data:`BAND_SETS`).
     """
 
     patch: str
@@ -44,11 +57,18 @@ class Explanation:
     in_truth: list[bool] | None
     rgb: np.ndarray
     geo: object = None
+    bands: str = "rgb"
 
     @property
     def heatmaps(self) -> np.ndarray:
-        """``float32 [classes, 120, 120]``: relevance summed over the bands."""
-        return self.relevance.sum(axis=-1)
+        """``float32 [classes, 120, 120]``: relevance summed over the bands of :attr:`bands`."""
+        return self.relevance[..., band_indices(self.bands)].sum(axis=-1)
+
+    @property
+    def bands_label(self) -> str:
+        """The band set as figures name it, e.g. ``RGB bands (B04, B03, B02)``."""
+        names = BAND_SETS[self.bands]
+        return "all 12 bands" if self.bands == "all" else f"{self.bands.upper()} bands ({', '.join(names)})"
 
     @property
     def class_names(self) -> list[str]:
@@ -97,7 +117,7 @@ def true_classes(patch, most: int = 4) -> list[int]:
 
 
 def explain_patch(model, patch, classes=None, all_predicted: bool = False, preset: str = "lrp.epsilon",
-                  engine: str = "native", decision=None, **rule_params) -> Explanation:
+                  engine: str = "native", decision=None, bands: str = "rgb", **rule_params) -> Explanation:
     """Explain ``patch`` (a :class:`keras_mlrs.data.Patch`) for ``classes`` (names or
     indices) and/or every class the model predicts (``all_predicted``).
 
@@ -106,7 +126,9 @@ def explain_patch(model, patch, classes=None, all_predicted: bool = False, prese
         engine: ``"native"`` (:func:`keras_mlrs.explain.lrp`) or ``"innvestigate"``
             (:func:`keras_mlrs.explain.bridge.innvestigate_lrp`).
         decision: a decision rule overriding the model's (see :mod:`keras_mlrs.core.decision`).
+        bands: the band set of the heatmaps (:data:`BAND_SETS`; the study's: ``rgb``).
     """
+    band_indices(bands)  # an unknown band set fails before any work
     layout = input_layout(model)
     rule = rule_of(model, decision)
     x = patch_inputs(patch, layout)
@@ -133,7 +155,8 @@ def explain_patch(model, patch, classes=None, all_predicted: bool = False, prese
         patch=patch.name, model=model.name, preset=preset, engine=engine, classes=wanted,
         relevance=to_10m_grid(first, layout), scores=[float(confidence[c]) for c in wanted],
         predicted=[bool(chosen[c]) for c in wanted], in_truth=truth, rgb=rgb_composite(patch), geo=patch.geo,
+        bands=bands,
     )
 
 
-__all__ = ["ENGINES", "Explanation", "example_patch", "explain_patch", "rgb_composite", "to_10m_grid", "true_classes"]
+__all__ = ["BAND_SETS", "ENGINES", "Explanation", "band_indices", "example_patch", "explain_patch", "rgb_composite", "to_10m_grid", "true_classes"]

@@ -11,6 +11,9 @@ heatmap per class, one row per model, as in its Tables 6.5–6.8) and the files 
 * ``<name>_lrp.tif``: a GeoTIFF with one float32 band per class (the heatmaps), in the
   input's CRS and transform when it is georeferenced.
 
+The PNG and the GeoTIFF show the heatmaps of the explanation's band set (RGB by default,
+as in the study); the ``.npy`` keeps every band.
+
 Heatmaps use a diverging blue–white–red map centred at zero (red: evidence for the class,
 blue: evidence against), each scaled to its own largest absolute relevance; the RGB
 composite is B04, B03, B02 with a 2–98 % stretch.
@@ -35,7 +38,7 @@ def heatmap_figure(explanations, path, title: str | None = None) -> Path:
     for row, e in zip(axes, explanations):
         row[0].imshow(e.rgb, interpolation="nearest")
         row[0].set_title(f"{e.patch}\nRGB (B04, B03, B02)", fontsize=7)
-        row[0].set_ylabel(f"{e.model}\n{e.preset}", fontsize=8)
+        row[0].set_ylabel(f"{e.model}\n{e.preset}\n{e.bands_label}", fontsize=7)
         for i, ax in enumerate(row[1:]):
             if i >= len(e.classes):
                 ax.axis("off")
@@ -54,6 +57,35 @@ def heatmap_figure(explanations, path, title: str | None = None) -> Path:
     return save_figure(fig, path)
 
 
+def training_grid(rows: dict, epochs, path, title: str | None = None) -> Path:
+    """LRP during training (the thesis's Tables 6.12–6.13): one row per run, one column per
+    epoch, each cell the heatmap of the same patch and class by that epoch's checkpoint.
+    ``rows`` maps a run's name to its explanations in the order of ``epochs`` (each of one
+    class). A row shares one colour scale, so a change of sign or strength from epoch to
+    epoch shows as it is."""
+    plt = pyplot()
+    first = next(iter(rows.values()))[0]
+    columns = 1 + len(epochs)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(2.3 * columns + 0.6, 2.5 * len(rows)), squeeze=False)
+    for row, (name, views) in zip(axes, rows.items()):
+        row[0].imshow(first.rgb, interpolation="nearest")
+        row[0].set_title(f"{first.patch}\nRGB (B04, B03, B02)", fontsize=7)
+        row[0].set_ylabel(f"{name}\n{first.preset}\n{first.bands_label}", fontsize=7)
+        limit = max(float(np.abs(v.heatmaps[0]).max()) for v in views) or 1.0
+        for ax, epoch, view in zip(row[1:], epochs, views):
+            image = ax.imshow(view.heatmaps[0], cmap="bwr", vmin=-limit, vmax=limit, interpolation="nearest")
+            decision = "predicted" if view.predicted[0] else "not predicted"
+            ax.set_title(f"epoch {epoch}\nscore {view.scores[0]:.3f} · {decision}", fontsize=7)
+        bar = fig.colorbar(image, ax=list(row[1:]), fraction=0.02, pad=0.01)
+        bar.ax.tick_params(labelsize=6)
+        bar.set_label("relevance (row's scale)", fontsize=6)
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(title or f"{first.class_names[0]}: LRP during training ({first.bands_label})", fontsize=9)
+    return save_figure(fig, path)
+
+
 def save(explanation, out_dir, name: str | None = None) -> list[Path]:
     """Write ``<name>_lrp.png``, ``.npy`` and ``.tif`` of an
     :class:`~keras_mlrs.explain.heatmaps.Explanation` (see the module docstring) into
@@ -68,4 +100,4 @@ def save(explanation, out_dir, name: str | None = None) -> list[Path]:
     return [png, npy, tif]
 
 
-__all__ = ["heatmap_figure", "save"]
+__all__ = ["heatmap_figure", "save", "training_grid"]

@@ -10,8 +10,13 @@ report: ``report.md`` with PNG figures in ``figures/``, a self-contained ``repor
 * validation F1 per epoch of every run on one plot (Figure 6.2);
 * learning efficiency: the first epoch at which each run reached a target validation F1
   (the thesis reads 0.55 sample-F1 off Figure 6.2), its best epoch and time per epoch;
-* LRP heatmaps of the same patches and classes across the runs (Tables 6.5–6.8).
+* LRP heatmaps of the same patches and classes across the runs (Tables 6.5–6.8), on the
+  study's RGB bands unless told otherwise;
+* LRP during training (Tables 6.12–6.13): one patch and class, one row per run, one column
+  per epoch whose checkpoint every run kept (``mlrs train --keep-every N``).
 
+As in the study (80 epochs, no early stopping), each run's number is its final epoch's
+model; the epoch that was best on validation is shown beside it in the efficiency table.
 Each run is evaluated with its own decision rule on the same split of its own data; a
 run's ``evaluation-<split>/report.json`` is reused when it is newer than its model.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 
 from keras_mlrs.bigearthnet import CLASS_NAMES
@@ -30,7 +36,15 @@ from keras_mlrs.errors import InvalidParameterError, choose
 from keras_mlrs.explain import composites, heatmaps, render
 from keras_mlrs.explain.engine import class_indices
 from keras_mlrs.files import atomic_folder
-from keras_mlrs.runs import finished_run, load_model, plots, read_state, run_report
+from keras_mlrs.runs import (
+    RunDirectory,
+    checkpoint_title,
+    finished_run,
+    load_model,
+    plots,
+    read_state,
+    run_report,
+)
 
 #: The sections of the report: anchor -> heading.
 SECTIONS = {
@@ -39,6 +53,7 @@ SECTIONS = {
     "learning-curves": "Validation F1 during training (Figure 6.2)",
     "efficiency": "Learning efficiency",
     "lrp": "What the models look at: LRP heatmaps (Tables 6.5-6.8)",
+    "lrp-training": "LRP during training (Tables 6.12-6.13)",
 }
 
 
@@ -58,7 +73,7 @@ def _first_epoch_reaching(history, key: str, target: float):
 
 
 def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", target_f1: float = 0.55,
-            average: str = "samples", preset: str = "lrp.epsilon", say=lambda text: None) -> dict:
+            average: str = "samples", preset: str = "lrp.epsilon", bands: str = "rgb", say=lambda text: None) -> dict:
     """Write the comparison report of ``run_dirs`` (finished runs) into ``out_dir``.
 
     Args:
@@ -69,6 +84,7 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
         target_f1: the validation F1 whose first reaching epoch measures learning efficiency.
         average: the F1 average of the learning curves and efficiency (micro, macro, samples).
         preset: the LRP preset of the heatmaps.
+        bands: the band set the heatmaps sum (``rgb``, the study's; ``10m``; ``all``).
 
     Returns:
         The content of ``report.json``, plus ``"files"``: the paths written.
@@ -79,6 +95,7 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
     if not 0 < target_f1 <= 1:
         raise InvalidParameterError(f"`target_f1` must be in (0, 1], got {target_f1}.")
     composites.get(preset)
+    heatmaps.band_indices(bands)
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / "report.json").is_file() and any(out_dir.iterdir()):
         raise InvalidParameterError(f"{out_dir} exists and holds something other than a comparison report; "
@@ -110,10 +127,11 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
     out_dir = Path(out_dir)
     with atomic_folder(out_dir) as staging:
         figures = _figures(staging / "figures", names, run_dirs, reports, histories, key, target_f1, patch_list,
-                           classes, preset, say)
+                           classes, preset, bands, say)
         result = {
             "runs": {n: str(r) for n, r in zip(names, run_dirs)}, "split": split, "average": average,
-            "target_f1": target_f1, "preset": preset,
+            "target_f1": target_f1, "preset": preset, "bands": bands,
+            "checkpoint": {n: reports[n].get("checkpoint") for n in names},
             "overall": {n: {a: {s: reports[n][a][s] for s in SCORES} for a in STUDY_AVERAGES} for n in names},
             "per_class_f1": {n: {c: reports[n]["per_class"][c]["f1"] for c in CLASS_NAMES} for n in names},
             "support": {c: next(iter(reports.values()))["per_class"][c]["support"] for c in CLASS_NAMES},
@@ -121,6 +139,7 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
             "decision": {n: reports[n]["decision"]["name"] for n in names},
             "efficiency": efficiency,
             "lrp": figures["lrp"],
+            "lrp_training": figures["training"],
         }
         (staging / "report.json").write_text(json.dumps(result, indent=1))
         (staging / "report.md").write_text(markdown(result, figures))
@@ -130,7 +149,17 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
     return result
 
 
-def _figures(folder, names, run_dirs, reports, histories, key, target_f1, patch_list, classes, preset, say) -> dict:
+def _explained(patch, classes):
+    wanted = classes
+    if not wanted and patch.labels is not None:
+        wanted = heatmaps.true_classes(patch)
+    if not wanted:
+        raise InvalidParameterError(f"{patch.name} has no known labels; give the `classes` to explain.")
+    return wanted
+
+
+def _figures(folder, names, run_dirs, reports, histories, key, target_f1, patch_list, classes, preset, bands,
+             say) -> dict:
     folder.mkdir(parents=True)
     plots.per_class_f1(dict(zip(names, reports.values())), folder / "per_class_f1.png", title="F1 per class")
     plots.learning_curves(histories, folder / "learning_curves.png", key=key, target=target_f1)
@@ -142,19 +171,36 @@ def _figures(folder, names, run_dirs, reports, histories, key, target_f1, patch_
             if name not in models:
                 models[name] = load_model(run_dir)
             say(f"explaining {patch.name} with {name}")
-            wanted = classes
-            if not wanted and patch.labels is not None:
-                wanted = heatmaps.true_classes(patch)
-            if not wanted:
-                raise InvalidParameterError(f"{patch.name} has no known labels; give the `classes` to explain.")
-            view = heatmaps.explain_patch(models[name], patch, wanted, preset=preset)
+            view = heatmaps.explain_patch(models[name], patch, _explained(patch, classes), preset=preset, bands=bands)
             view.model = name
             views.append(view)
         path = folder / f"lrp_{patch.name}.png"
-        render.heatmap_figure(views, path, title=f"{patch.name}: {preset}")
+        render.heatmap_figure(views, path, title=f"{patch.name}: {preset}, final epochs")
         lrp.append({"patch": patch.name, "classes": views[0].class_names, "figure": f"figures/{path.name}",
                     "scores": {v.model: dict(zip(v.class_names, v.scores)) for v in views}})
-    return {"per_class": "figures/per_class_f1.png", "curves": "figures/learning_curves.png", "lrp": lrp}
+    training = _training_grid(folder, names, run_dirs, patch_list[0], classes, preset, bands, say)
+    return {"per_class": "figures/per_class_f1.png", "curves": "figures/learning_curves.png", "lrp": lrp,
+            "training": training}
+
+
+def _training_grid(folder, names, run_dirs, patch, classes, preset, bands, say) -> dict | None:
+    """The LRP-during-training figure of ``patch``'s first class over the epochs whose
+    checkpoints every run kept with ``keep_every``; None when the runs share fewer than two."""
+    runs = [RunDirectory(r) for r in run_dirs]
+    epochs = sorted(set.intersection(*(set(r.training_checkpoints()) for r in runs)))
+    if len(epochs) < 2:
+        return None
+    target = _explained(patch, classes)[:1]
+    rows = {}
+    for name, run in zip(names, runs):
+        say(f"explaining {patch.name} with {name} at epochs {', '.join(map(str, epochs))}")
+        rows[name] = [heatmaps.explain_patch(load_model(run.checkpoint(e)), patch, target, preset=preset, bands=bands)
+                      for e in epochs]
+    path = folder / f"lrp_training_{patch.name}.png"
+    first = rows[names[0]][0]
+    render.training_grid(rows, epochs, path, title=f"{patch.name}, {first.class_names[0]}: {preset} during training")
+    return {"patch": patch.name, "class": first.class_names[0], "epochs": epochs, "figure": f"figures/{path.name}",
+            "scores": {n: dict(zip(map(str, epochs), (v.scores[0] for v in views))) for n, views in rows.items()}}
 
 
 # -- tables ----------------------------------------------------------------------------------
@@ -205,7 +251,7 @@ def markdown(result: dict, figures: dict) -> str:
     lines = ["# Loss comparison", "",
              f"Runs (decision rule): {runs}. Evaluated on the **{result['split']}** split "
              f"({', '.join(f'{n}: {k:,}' for n, k in result['patches_evaluated'].items())} patches); "
-             "the best value of each row is in bold.", ""]
+             "the best value of each row is in bold.", "", _models_sentence(result), ""]
 
     def table(anchor):
         header, rows = tables[anchor]
@@ -219,10 +265,35 @@ def markdown(result: dict, figures: dict) -> str:
     lines += [f"## {SECTIONS['per-class']}", "", *table("per-class"), "", f"![F1 per class]({figures['per_class']})", ""]
     lines += [f"## {SECTIONS['learning-curves']}", "", f"![Validation F1]({figures['curves']})", ""]
     lines += [f"## {SECTIONS['efficiency']}", "", *table("efficiency"), ""]
-    lines += [f"## {SECTIONS['lrp']}", "", f"Preset `{result['preset']}`; red is evidence for the class, blue against.", ""]
+    lines += [f"## {SECTIONS['lrp']}", "", _lrp_caption(result), ""]
     for item in figures["lrp"]:
         lines += [f"![{item['patch']}]({item['figure']})", ""]
+    lines += [f"## {SECTIONS['lrp-training']}", "", _training_caption(result), ""]
+    if result["lrp_training"]:
+        lines += [f"![LRP during training]({result['lrp_training']['figure']})", ""]
     return "\n".join(lines)
+
+
+def _models_sentence(result: dict) -> str:
+    which = {n: checkpoint_title(c) for n, c in result["checkpoint"].items()}
+    return ("Models: " + ", ".join(f"{n}: {w}" for n, w in which.items())
+            + " (the study's protocol: every epoch trained, no early stopping; the best validation epoch is in "
+              "the efficiency table).")
+
+
+def _lrp_caption(result: dict) -> str:
+    return (f"Preset `{result['preset']}` on the final epochs' models, relevance summed over the "
+            f"{'RGB bands (the study)' if result['bands'] == 'rgb' else result['bands'] + ' bands'}; "
+            "red is evidence for the class, blue against.")
+
+
+def _training_caption(result: dict) -> str:
+    grid = result["lrp_training"]
+    if not grid:
+        return ("The runs kept no common epoch checkpoints; train them with `mlrs train --keep-every N` (the thesis "
+                "shows every 20 epochs) to see how each loss's heatmaps change during training.")
+    return (f"{grid['class']} on {grid['patch']} at epochs {', '.join(map(str, grid['epochs']))}; each row shares "
+            "one colour scale, so changes of sign and strength between epochs are as they are.")
 
 
 _CSS = """
@@ -234,6 +305,11 @@ td.best { font-weight: bold; background: #e4f2e4; }
 img { max-width: 100%; border: 1px solid #eee; }
 nav a { margin-right: 1em; }
 """
+
+
+def _inline(text: str) -> str:
+    """Markdown-ish text as HTML: escaped, with `code` spans."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
 def to_html(result: dict, figures: dict, folder: Path) -> str:
@@ -262,8 +338,11 @@ def to_html(result: dict, figures: dict, folder: Path) -> str:
         "per-class": table("per-class") + image(figures["per_class"], "F1 per class"),
         "learning-curves": image(figures["curves"], "Validation F1 per epoch"),
         "efficiency": table("efficiency"),
-        "lrp": f"<p>Preset <code>{html.escape(result['preset'])}</code>; red is evidence for the class, blue against.</p>"
+        "lrp": f"<p>{_inline(_lrp_caption(result))}</p>"
                + "".join(image(item["figure"], f"LRP of {item['patch']}") for item in figures["lrp"]),
+        "lrp-training": f"<p>{_inline(_training_caption(result))}</p>"
+                        + (image(result["lrp_training"]["figure"], "LRP during training") if result["lrp_training"]
+                           else ""),
     }
     runs = ", ".join(f"<code>{html.escape(n)}</code> ({html.escape(result['decision'][n])})" for n in result["runs"])
     nav = "".join(f'<a href="#{a}">{html.escape(t.split(" (")[0])}</a>' for a, t in SECTIONS.items())
@@ -275,6 +354,7 @@ def to_html(result: dict, figures: dict, folder: Path) -> str:
 <h1>Loss comparison</h1>
 <p>Runs (decision rule): {runs}. Evaluated on the <b>{html.escape(result['split'])}</b> split; the best value of each
 row is highlighted.</p>
+<p>{html.escape(_models_sentence(result))}</p>
 <nav>{nav}</nav>
 {sections}
 </body>
