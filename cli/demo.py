@@ -51,7 +51,7 @@ def demo_command(
     console.print("[bold]Outputs[/bold]", highlight=False)
     console.print(f"  prepared data: {summary['data']} (manifest.json, shards)", highlight=False)
     for name, r in summary["runs"].items():
-        console.print(f"  {name}: run {r['run_dir']} (best.keras, history.csv, learning_curve.png, ...); "
+        console.print(f"  {name}: run {r['run_dir']} (last.keras, best.keras, history.csv, ...); "
                       f"evaluation {r['evaluation']}", highlight=False)
     console.print(f"  LRP heatmaps of {first['patch']}, both models: {summary['explanation']}", highlight=False)
     console.print(f"  summary: {out / 'summary.json'}", highlight=False)

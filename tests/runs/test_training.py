@@ -2,6 +2,7 @@
 distribution, the multi-worker refusal, and the run directory's layout."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -77,6 +78,7 @@ def test_the_run_directory_names_its_files(tiny_runs):
         RunDirectory(run.path.parent).finished()
 
 
+@pytest.mark.backend_free  # TensorFlow's strategy runs in its own process; this one only reads the files
 def test_mirrored_training_on_two_logical_cpu_devices(tmp_path):
     prepared = tmp_path / "data"  # 2 train, 2 validation patches: every batch splits over 2 replicas
     data.prepare(data.sample_path(), prepared, split="random", seed=0, fractions=(0.4, 0.4, 0.2), workers=1)
@@ -93,7 +95,8 @@ def test_mirrored_training_on_two_logical_cpu_devices(tmp_path):
         result = runs.train(config, {str(tmp_path / "run")!r}, on_start=seen.update)
         print(json.dumps({{"replicas": seen["replicas"], "f1": result["samples"]["f1"]}}))
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "KERAS_BACKEND": "tensorflow"})
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2

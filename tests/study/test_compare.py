@@ -17,24 +17,24 @@ def test_runs_get_short_unique_names(tmp_path):
 def test_lrp_during_training_from_kept_checkpoints(tiny_runs, tmp_path):
     """The thesis's Tables 6.12-6.13: the runs kept every epoch (--keep-every 1), so the report
     draws one row per run and one column per epoch, each cell that epoch's checkpoint; the
-    scores it records are those of the checkpoints themselves."""
+    scores it records are those of the checkpoints themselves. (The whole report, this
+    section included, is tested end to end in tests/e2e.)"""
     from keras_mlrs import runs
     from keras_mlrs.explain import heatmaps
 
     patch = heatmaps.example_patch()
-    result = compare.compare([tiny_runs["bce"][0], tiny_runs["sparsemax"][0]], tmp_path / "report", split="validation",
-                             classes=["Marine waters"])
-    grid = result["lrp_training"]
+    names, run_dirs = ["bce", "sparsemax"], [tiny_runs["bce"][0], tiny_runs["sparsemax"][0]]
+    grid = compare._training_grid(tmp_path, names, run_dirs, patch, ["Marine waters"], "lrp.epsilon", "rgb", print)
     assert grid["epochs"] == [1, 2] and grid["class"] == "Marine waters" and grid["patch"] == patch.name
-    assert (tmp_path / "report" / grid["figure"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / grid["figure"].removeprefix("figures/")).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     run = runs.RunDirectory(tiny_runs["sparsemax"][0])
     first = heatmaps.explain_patch(runs.load_model(run.checkpoint(1)), patch, ["Marine waters"])
     assert grid["scores"]["sparsemax"]["1"] == first.scores[0]
-    assert result["checkpoint"]["bce"] == {"name": "last", "epoch": 2}
-    assert result["bands"] == "rgb"
-    md = (tmp_path / "report" / "report.md").read_text()
-    assert compare.SECTIONS["lrp-training"] in md and grid["figure"] in md and "final epoch 2" in md
     # a run that kept no epochs for it (no --keep-every): no figure, and the section says how to get one
     assert compare._training_grid(tmp_path, ["ranking"], [tiny_runs["ranking"][0]], patch, None, "lrp.epsilon", "rgb",
                                   print) is None
-    assert "--keep-every" in compare.markdown({**result, "lrp_training": None}, {"per_class": "f.png", "curves": "c.png", "lrp": []})
+    result = {"runs": dict(zip(names, map(str, run_dirs))), "split": "test", "patches_evaluated": {"bce": 1},
+              "decision": {"bce": "sigmoid"}, "checkpoint": {"bce": {"name": "last", "epoch": 2}}, "preset": "lrp.epsilon",
+              "bands": "rgb", "lrp_training": None}
+    text = compare._training_caption(result) + compare._models_sentence(result)
+    assert "--keep-every" in text and "bce: final epoch 2" in text
