@@ -50,7 +50,7 @@ def bench_data_command(
     patches: int = typer.Option(2000, min=50, help="Patches (the sample replicated)."),
     batch_size: int = typer.Option(256, min=1, help="Loader batch size."),
     rounds: int = typer.Option(3, min=1, help="Interleaved timing rounds."),
-    workdir: Path = typer.Option(None, help="Folder for the replicated archive (default: a temp folder)."),
+    workdir: Path = typer.Option(None, help="Folder for the replicated archive, kept for later runs (default: a temporary folder, removed at the end)."),
 ):
     """Prepare and loader throughput (ours vs rasterio / official TFRecords / raw) and prepare's memory."""
     quiet_tensorflow()
@@ -77,7 +77,8 @@ def bench_data_command(
     table.add_row("prepare peak memory, MiB (4x data vs 1x)", f"{m['4x']:,.0f}", f"{m['1x']:,.0f}",
                   f"{ratio['prepare_memory_4x_vs_1x']:.2f}x")
     console.print(table)
-    console.print(f"Work folder: {r['workdir']}")
+    if r["workdir"]:
+        console.print(f"Work folder (kept): {r['workdir']}")
 
 
 @bench_app.command("train")

@@ -1,4 +1,4 @@
-"""``mlrs data prepare``."""
+"""``mlrs data prepare`` and ``mlrs data verify``."""
 
 import time
 from pathlib import Path
@@ -7,7 +7,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from keras_mlrs.cli.app import console, data_app, quiet_tensorflow
+from keras_mlrs.cli.app import console, data_app, err_console, quiet_tensorflow
 
 
 @data_app.command("prepare")
@@ -64,3 +64,24 @@ def data_prepare_command(
     if empty:
         console.print(f"[yellow]No patch in split(s): {', '.join(empty)}[/yellow]; "
                       "for a small subset use --split random --seed N --fractions 0.6,0.2,0.2.")
+
+
+@data_app.command("verify")
+def data_verify_command(
+    folder: Path = typer.Argument(..., help="A folder written by mlrs data prepare."),
+):
+    """Check every shard against manifest.json (present, size, SHA-256); exits 1 naming the bad ones."""
+    # the data layer only (no Keras): shards are files and hashes
+    from keras_mlrs.data import verify
+
+    result = verify(folder)
+    if result["bad"]:
+        for bad in result["bad"]:
+            err_console.print(f"bad shard {folder / bad['file']} ({bad['split']}): {bad['problem']}", highlight=False)
+        err_console.print(f"{len(result['bad'])} of {result['shards']} shard(s) failed verification; rerun "
+                          f"`mlrs data prepare` with the same arguments and --out {folder} to rewrite them.",
+                          highlight=False)
+        raise typer.Exit(1)
+    console.print(f"[bold]{folder}[/bold]: all {result['shards']} shard(s) match manifest.json "
+                  f"({result['records']:,} patches).", highlight=False)
+

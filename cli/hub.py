@@ -26,7 +26,7 @@ def push_command(
     if to is not None:
         folder = hub.export(run, to, repo, split=split, license=license, say=say)
         console.print(f"Wrote the repository hf://{hub.repo_id(repo)} to [bold]{folder}[/bold] "
-                      f"({', '.join(sorted(p.name for p in folder.iterdir()))}).", highlight=False)
+                      f"({', '.join(sorted(p.name for p in folder.iterdir() if not p.name.startswith('.')))}).", highlight=False)
         return
     url = hub.push(run, repo, private=private, revision=revision, split=split, license=license, say=say)
     console.print(f"Published [bold]{url}[/bold]; load it with keras_mlrs.from_pretrained('{hub.repo_id(repo)}') "

@@ -2,8 +2,8 @@
 
 The package is layered; each layer imports only those below it::
 
-    errors, files,     user errors and the registry helper; atomic outputs and figures;
-    version            the installed version
+    errors, version    user errors and the registry helper; the installed version
+    files              atomic outputs, owned output folders, figures
     bigearthnet        BigEarthNet-19 as data: nomenclature, bands, statistics, split lists
     core               ops, layers, losses, decision rules, metrics, optimizers (keras.ops only)
     data               patches, sources on disk, shards, the loader

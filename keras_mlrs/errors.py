@@ -56,6 +56,11 @@ class PrepareError(MlrsError):
     """``prepare`` cannot proceed (output folder in use, no patch, strict-mode failure)."""
 
 
+class OutputError(MlrsError):
+    """An output path keras-mlrs may not write: a file where a folder is needed, or a folder
+    holding files keras-mlrs did not write."""
+
+
 class RunError(MlrsError):
     """A run directory or model file that cannot be used as asked."""
 

@@ -2,12 +2,24 @@
 temporary file beside the target, renamed into place when complete), so an interrupted
 run never leaves a file that looks complete. Folders go through :class:`atomic_folder`,
 figures through :func:`save_figure`.
+
+A folder written by :class:`atomic_folder` carries :data:`OWNER_MARK`, the list of the
+files keras-mlrs wrote there. It may replace only such a folder of its own kind whose
+files are all its own (or an empty one): a tool never deletes what it did not write.
 """
 
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from keras_mlrs.errors import OutputError
+
+#: The file in a folder written by :class:`atomic_folder`: its kind and the files written.
+OWNER_MARK = ".keras-mlrs-output.json"
+#: The file in a staging folder of :class:`atomic_folder` while it is filled: the writer's PID.
+STAGING_MARK = ".keras-mlrs-staging"
 
 
 def _umask() -> int:
@@ -56,32 +68,91 @@ def atomic_save_model(model, path) -> Path:
     return Path(path)
 
 
-class atomic_folder:
-    """``with atomic_folder(path) as tmp:`` fill the folder ``tmp`` (made beside ``path``); it
-    replaces ``path`` only when the block ends without error, and is removed otherwise."""
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != OWNER_MARK)
 
-    def __init__(self, path):
-        self.path = Path(path)
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_replaceable(path, kind: str) -> None:
+    """Raise :class:`OutputError` unless :class:`atomic_folder` may write the folder ``path``
+    as ``kind``: it does not exist, is empty, or is a folder of that kind written by
+    keras-mlrs that holds no file it did not write."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise OutputError(f"{path} is a file, not a folder; give a folder for the {kind}.")
+    if not any(path.iterdir()):
+        return
+    try:
+        mark = json.loads((path / OWNER_MARK).read_text())
+    except (OSError, ValueError):
+        mark = None
+    if not isinstance(mark, dict) or mark.get("kind") != kind:
+        raise OutputError(f"{path} exists and holds no {kind} written by keras-mlrs; choose another folder "
+                          "(nothing of it is replaced).")
+    foreign = sorted(set(_files(path)) - set(mark.get("files", [])))
+    if foreign:
+        raise OutputError(f"{path} holds {len(foreign)} file(s) keras-mlrs did not write there (e.g. {foreign[0]}); "
+                          "move them away or choose another folder (nothing of it is replaced).")
+
+
+class atomic_folder:
+    """``with atomic_folder(path, kind) as tmp:`` fill the folder ``tmp`` (made beside
+    ``path``); it replaces ``path`` only when the block ends without error, and is removed
+    otherwise. ``path`` must be replaceable (:func:`check_replaceable`), checked on entry
+    and again before the swap. Staging folders left by a killed writer (whose process is
+    gone) are removed on entry."""
+
+    def __init__(self, path, kind: str):
+        self.path, self.kind = Path(path), kind
 
     def __enter__(self) -> Path:
+        check_replaceable(self.path, self.kind)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            try:
+                pid = int((stale / STAGING_MARK).read_text())
+            except (OSError, ValueError):
+                continue  # not a staging folder of ours
+            if not _alive(pid):
+                shutil.rmtree(stale, ignore_errors=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        (self.tmp / STAGING_MARK).write_text(str(os.getpid()))
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
+        if exc_type is None:
+            try:
+                self._commit()
+            except BaseException:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                raise
+        else:
             shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
+        return False
+
+    def _commit(self):
+        (self.tmp / STAGING_MARK).unlink()
+        (self.tmp / OWNER_MARK).write_text(json.dumps({"kind": self.kind, "files": _files(self.tmp)}, indent=1))
         os.chmod(self.tmp, 0o777 & ~_umask())  # mkdtemp makes it private
+        check_replaceable(self.path, self.kind)
         if self.path.exists():
-            old = self.path.with_name(f".{self.path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            self.path.rename(old)
+            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))
+            os.replace(self.path, old / "replaced")
             self.tmp.rename(self.path)
             shutil.rmtree(old, ignore_errors=True)
         else:
             self.tmp.rename(self.path)
-        return False
 
 
 def atomic_link(src, dst) -> Path:

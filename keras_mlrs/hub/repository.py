@@ -27,7 +27,7 @@ from keras_mlrs.core import metrics
 from keras_mlrs.data import read_patch
 from keras_mlrs.errors import HubError
 from keras_mlrs.explain import heatmaps, render
-from keras_mlrs.files import atomic_folder
+from keras_mlrs.files import OWNER_MARK, atomic_folder, check_replaceable
 from keras_mlrs.hub.card import CARD_KEY, IMAGES, LICENSE, check_declaration, model_card, read_card
 from keras_mlrs.runs import plots
 from keras_mlrs.runs.directory import CONFIG, HISTORY, RunDirectory
@@ -48,6 +48,10 @@ def repo_id(text: str) -> str:
 
 
 # -- loading ---------------------------------------------------------------------------------
+#: What :func:`export` writes, as its folders' owner mark names it.
+EXPORT_KIND = "exported model (Hugging Face Hub repository)"
+
+
 def is_exported_folder(path) -> bool:
     """Whether ``path`` is a folder in Keras' Hub layout (an export, or a downloaded snapshot)."""
     path = Path(path)
@@ -130,21 +134,21 @@ def export(run_dir, folder, repo: str, split: str = "test", license: str = LICEN
     Args:
         run_dir: a finished run directory (``mlrs train``).
         folder: the output folder; built beside it and renamed into place when complete.
-            An existing folder is replaced only when it is itself an export.
+            An existing folder is replaced only when it is an export keras-mlrs wrote and
+            holds nothing else (:func:`keras_mlrs.files.check_replaceable`).
         repo: the repository id ``ORG/NAME`` the card names.
         split: the split whose evaluation fills ``model-index`` (computed when missing).
         recipe: the zoo recipe the run was built from (named in the card), if any.
         example_patch: the patch of the card's LRP figure (default: a bundled sample patch).
     """
     run, repo, folder = RunDirectory(run_dir).finished(), repo_id(repo), Path(folder)
-    if folder.exists() and not (folder.is_dir() and (not any(folder.iterdir()) or is_exported_folder(folder))):
-        raise HubError(f"{folder} exists and is not an exported model folder; choose another `folder`.")
+    check_replaceable(folder, EXPORT_KIND)
     say(f"evaluating {run.path.name} on the {split} split")
     model = load_local_model(run.path)
     report = run_report(run.path, split, model=model)
     config, state = run.config(), run.state()
     model = _publishable(model)
-    with atomic_folder(folder) as staging:
+    with atomic_folder(folder, EXPORT_KIND) as staging:
         keras.saving.save_model(model, staging / "model", zipped=False)
         for item in (staging / "model").iterdir():
             if item.is_dir() and not any(item.iterdir()):
@@ -198,7 +202,7 @@ def push(run_dir, repo: str, private: bool = False, revision: str | None = None,
             url = api.create_repo(repo, private=private, exist_ok=True)
             if revision:
                 api.create_branch(repo, branch=revision, exist_ok=True)
-            api.upload_folder(repo_id=repo, folder_path=folder, revision=revision,
+            api.upload_folder(repo_id=repo, folder_path=folder, revision=revision, ignore_patterns=[OWNER_MARK],
                               commit_message=f"keras-mlrs {__version__}: publish {Path(run_dir).name}")
         except Exception as err:  # noqa: BLE001 - any Hub or network failure, in one line
             raise HubError(f"could not publish to hf://{repo}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"

@@ -35,7 +35,7 @@ from keras_mlrs.data import read_patch
 from keras_mlrs.errors import InvalidParameterError, choose
 from keras_mlrs.explain import composites, heatmaps, render
 from keras_mlrs.explain.engine import class_indices
-from keras_mlrs.files import atomic_folder
+from keras_mlrs.files import atomic_folder, check_replaceable
 from keras_mlrs.runs import (
     RunDirectory,
     checkpoint_title,
@@ -46,6 +46,8 @@ from keras_mlrs.runs import (
     run_report,
 )
 
+#: What :func:`compare` writes, as its folders' owner mark names it.
+REPORT_KIND = "comparison report"
 #: The sections of the report: anchor -> heading.
 SECTIONS = {
     "overall": "Overall precision, recall and F1 (Table 6.1)",
@@ -97,9 +99,7 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
     composites.get(preset)
     heatmaps.band_indices(bands)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not (out_dir / "report.json").is_file() and any(out_dir.iterdir()):
-        raise InvalidParameterError(f"{out_dir} exists and holds something other than a comparison report; "
-                                    "choose another `out_dir`.")
+    check_replaceable(out_dir, REPORT_KIND)
     run_dirs = [finished_run(r).path for r in run_dirs]
     names = run_names(run_dirs)
     patch_list = [read_patch(p) for p in patches] if patches else [heatmaps.example_patch()]
@@ -125,7 +125,7 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
         }
 
     out_dir = Path(out_dir)
-    with atomic_folder(out_dir) as staging:
+    with atomic_folder(out_dir, REPORT_KIND) as staging:
         figures = _figures(staging / "figures", names, run_dirs, reports, histories, key, target_f1, patch_list,
                            classes, preset, bands, say)
         result = {

@@ -192,3 +192,11 @@ def test_bad_zoo_and_compare_inputs_are_one_line_errors_that_write_nothing(study
     one_line_error(run_mlrs_here(capsys, "explain", patch_folder(), "--model", incompatible, "-c", "0", "--out",
                                  tmp_path / "e"), "declares nomenclature 'UC Merced (17 classes)'")
     assert not any((tmp_path / n).exists() for n in ("z", "p", "r", "e"))
+    # folders of the user's that look like outputs are never replaced (a report.json, a config.json)
+    for name, command in (("report.json", ["compare", study["zoo"] / "bce", "--out"]),
+                          ("config.json", ["push", study["zoo"] / "bce", "--repo", "org/x", "--to"])):
+        theirs = tmp_path / f"theirs-{name}"
+        theirs.mkdir()
+        (theirs / name).write_text("the user's")
+        one_line_error(run_mlrs_here(capsys, *command, theirs), f"{theirs} exists and holds no", "written by keras-mlrs")
+        assert [p.name for p in theirs.iterdir()] == [name] and (theirs / name).read_text() == "the user's"

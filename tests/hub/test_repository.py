@@ -14,6 +14,7 @@ from helpers import one_line_error, run_mlrs_here, seed_hub_cache
 from keras_mlrs import data, hub, runs
 from keras_mlrs.bigearthnet import CLASS_NAMES
 from keras_mlrs.core.decision import rule_of
+from keras_mlrs.files import OWNER_MARK
 from keras_mlrs.models import patch_inputs
 
 REPO = "test-org/kbranch-tiny"
@@ -64,8 +65,8 @@ def test_the_card_parses_offline_and_its_model_index_gives_the_evaluated_metrics
         assert needle in text.lower() or needle in text, needle
     for image in ("learning_curve.png", "per_class_f1.png", "lrp_example.png"):
         assert (exported / "images" / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in exported.iterdir()) == [
-        "README.md", "config.json", "images", "metadata.json", "model.weights.h5", "training"]
+    assert sorted(p.name for p in exported.iterdir()) == [  # and the mark that it is keras-mlrs's (not uploaded)
+        OWNER_MARK, "README.md", "config.json", "images", "metadata.json", "model.weights.h5", "training"]
 
 
 def test_the_exported_folder_loads_with_plain_keras_and_keras_mlrs_alike(run, exported):
@@ -157,10 +158,12 @@ class RecordingApi:
     def create_branch(self, repo_id, branch, exist_ok=False):
         RecordingApi.calls.append(("create_branch", repo_id, branch))
 
-    def upload_folder(self, repo_id, folder_path, revision=None, commit_message=None):
+    def upload_folder(self, repo_id, folder_path, revision=None, commit_message=None, ignore_patterns=()):
+        import fnmatch
         from pathlib import Path
 
-        files = sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file())
+        files = sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file()
+                       and not any(fnmatch.fnmatch(str(p.relative_to(folder_path)), g) for g in ignore_patterns))
         card = ModelCard.load(Path(folder_path) / "README.md")
         RecordingApi.calls.append(("upload_folder", repo_id, revision, files, card.data.model_name))
 
@@ -176,8 +179,8 @@ def test_push_creates_the_repository_and_branch_and_uploads_the_export(run, expo
     assert kinds == ["init", "create_repo", "create_branch", "upload_folder"]
     assert RecordingApi.calls[1] == ("create_repo", "test-org/pushed", True, True)
     _, repo, revision, files, name = RecordingApi.calls[3]
-    expected = sorted(str(p.relative_to(exported)) for p in exported.rglob("*") if p.is_file())
-    assert (repo, revision, files, name) == ("test-org/pushed", "v1", expected, "test-org/pushed")
+    expected = sorted(str(p.relative_to(exported)) for p in exported.rglob("*") if p.is_file() and p.name != OWNER_MARK)
+    assert (repo, revision, files, name) == ("test-org/pushed", "v1", expected, "test-org/pushed")  # not the mark
 
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
     with pytest.raises(hub.HubError, match="not logged in to the Hugging Face Hub; run `hf auth login`"):

@@ -2,6 +2,7 @@
 tiny sizes with injected measurements, and the tables the commands print."""
 
 import statistics
+import tempfile
 
 import pytest
 from typer.testing import CliRunner
@@ -59,8 +60,10 @@ def test_bench_data_measures_every_contender_on_real_data(tmp_path):
     assert ratios["prepare_memory_4x_vs_1x"] == pytest.approx(1.3)
     assert result["prepare_patches_per_s"]["ours"] > 0 and result["prepare_patches_per_s"]["rasterio"] > 0
     assert ratios["prepare_vs_rasterio"] > 0
-    # the official-format copy the loader is timed on holds the archive's 50 patches
+    # the official-format copy the loader is timed on holds the archive's 50 patches; a given
+    # work folder is kept, for later runs
     assert sum(1 for _ in data.load(tmp_path / "official", "train", batch_size=1, shuffle=False)) == 50
+    assert result["workdir"] == str(tmp_path)
 
 
 def test_loader_rate_reads_the_whole_split(prepared):
@@ -91,8 +94,10 @@ def test_bench_explain_compares_the_engines_with_an_injected_reference(monkeypat
     assert result["max_relative_difference"] == pytest.approx(1e-6, rel=0.05)  # float32 rounding of the scaled copy
 
 
-def test_bench_train_measures_compute_and_input_wait(tmp_path):
-    result = bench.bench_train(batch_size=4, steps=1, rounds=1, workdir=tmp_path, model_params=TINY)
+def test_bench_train_measures_compute_and_input_wait(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where its temporary work folder goes
+    result = bench.bench_train(batch_size=4, steps=1, rounds=1, model_params=TINY)
+    assert list(tmp_path.iterdir()) == []  # no work folder given: its temporary one is removed
     assert result["parameters"] == models.get("kbranch", **TINY).count_params()
     assert result["compute_patches_per_s"] > 0 and result["loader_patches_per_s"] > 0
     assert 0 <= result["input_wait_share"] < 1

@@ -120,3 +120,32 @@ def shard_files(path, split: str) -> list[tuple[str, int]]:
     return files
 
 
+def verify(path) -> dict:
+    """Check every shard of a prepared folder against its manifest: present, of the listed
+    size, and with the listed SHA-256 (a same-size corruption is caught). Returns
+    ``{"shards": checked, "records": total, "bad": [{"file", "split", "problem"}]}``."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    checked, records, bad = 0, 0, []
+    for split, entry in manifest["splits"].items():
+        for shard in entry["shards"]:
+            checked += 1
+            records += shard["records"]
+            problem = shard_problem(path / shard["file"], shard)
+            if problem:
+                bad.append({"file": shard["file"], "split": split, "problem": problem})
+    return {"shards": checked, "records": records, "bad": bad}
+
+
+def shard_problem(file: Path, entry: dict) -> str | None:
+    """What is wrong with the shard ``file`` against its manifest ``entry`` (``records``,
+    ``sha256``): None when nothing is."""
+    if not file.is_file():
+        return "missing"
+    size, expected = file.stat().st_size, entry["records"] * FRAMED_BYTES
+    if size != expected:
+        return f"{size} bytes, not {expected}"
+    if sha256(file) != entry["sha256"]:
+        return "its SHA-256 differs from the manifest's (the file is corrupted or was replaced)"
+    return None
+

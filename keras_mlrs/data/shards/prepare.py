@@ -25,6 +25,7 @@ from keras_mlrs.data.shards.format import (
     RECORD_BYTES,
     encode_record,
     sha256,
+    shard_problem,
 )
 from keras_mlrs.data.sources import PatchRef, open_archive
 from keras_mlrs.errors import MlrsError, PatchError, PrepareError
@@ -46,8 +47,14 @@ def write_shard(job: ShardJob, out: Path, strict: bool = False) -> dict:
     import tensorflow as tf  # the TFRecord writer: TensorFlow is imported by the processes that write
 
     final = out / job.file
-    if final.exists():
-        return json.loads((out / ".shards" / f"{job.file}.json").read_text())
+    if final.exists():  # written by an earlier run: reused only when it is what that run recorded
+        try:
+            meta = json.loads((out / ".shards" / f"{job.file}.json").read_text())
+        except (OSError, ValueError):
+            meta = None
+        if meta is not None and shard_problem(final, meta) is None:
+            return meta
+        final.unlink()
     skipped, counts, names = {}, np.zeros(NUM_CLASSES, "int64"), []
     tmp = out / f".{job.file}.tmp-{os.getpid()}"
     with tf.io.TFRecordWriter(str(tmp)) as writer:

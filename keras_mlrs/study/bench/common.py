@@ -1,5 +1,5 @@
 """What the benchmarks share: interleaved timing, paired ratios, a larger archive made from
-the bundled sample, and the name of the device.
+the bundled sample, the work folder, and the name of the device.
 
 Timings are measured side by side in one process and interleaved (round-robin over the
 contenders, many rounds, median per contender), so that the machine's noise hits every
@@ -9,7 +9,9 @@ contender alike; report the ratios, not the absolute times.
 import os
 import shutil
 import statistics
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras
@@ -30,6 +32,22 @@ def interleave(contenders: dict, rounds: int, repeats: int = 1, clock=time.perf_
                 run()
             times[name].append((clock() - start) / repeats)
     return times
+
+
+@contextmanager
+def work_folder(workdir, prefix: str):
+    """The folder a benchmark writes its data to: ``workdir`` when given (kept, and reused
+    by a later run), else a temporary folder removed when the benchmark ends, also on an
+    error or Ctrl-C."""
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        yield Path(workdir)
+        return
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def paired_ratio(ours, baseline) -> float:

@@ -4,7 +4,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from keras_mlrs.data import load, prepare
 from keras_mlrs.data.patch import read_patch_folder
 from keras_mlrs.data.shards.format import encode_record
 from keras_mlrs.data.sources import open_archive, write_official_tfrecord
-from keras_mlrs.study.bench.common import interleave, paired_ratio, replicate_sample
+from keras_mlrs.study.bench.common import interleave, paired_ratio, replicate_sample, work_folder
 
 
 def _rasterio_groups(folder: Path) -> dict:
@@ -92,52 +91,55 @@ def bench_data(patches: int = 2000, batch_size: int = 256, rounds: int = 3, work
     * peak memory of prepare (``peak_rss``) on the archive and on 4× the archive.
 
     Throughputs are medians over ``rounds``; ``ratios`` are medians of the per-round
-    ratios (see :func:`~keras_mlrs.study.bench.common.paired_ratio`).
+    ratios (see :func:`~keras_mlrs.study.bench.common.paired_ratio`). The data are written
+    to ``workdir`` (kept) or to a temporary folder removed at the end.
     """
-    work = Path(workdir or tempfile.mkdtemp(prefix="mlrs-bench-"))
-    archive = replicate_sample(work / "archive", patches)
-    folders = sorted(p for p in archive.iterdir() if p.is_dir())
-    results = {"patches": patches}
+    with work_folder(workdir, "mlrs-bench-data-") as work:
+        archive = replicate_sample(work / "archive", patches)
+        folders = sorted(p for p in archive.iterdir() if p.is_dir())
+        results = {"patches": patches}
 
-    # prepare: read + encode, one process, interleaved rounds
-    subset = folders[: min(len(folders), 500)]
+        # prepare: read + encode, one process, interleaved rounds
+        subset = folders[: min(len(folders), 500)]
 
-    def encoding(reader):
-        return lambda: [encode_record(reader(f), np.zeros(19), f.name) for f in subset]
+        def encoding(reader):
+            return lambda: [encode_record(reader(f), np.zeros(19), f.name) for f in subset]
 
-    times = interleave({"ours": encoding(lambda f: read_patch_folder(f).groups), "rasterio": encoding(_rasterio_groups)},
-                       rounds)
-    rates = {k: [len(subset) / t for t in v] for k, v in times.items()}
-    results["prepare_patches_per_s"] = {k: statistics.median(v) for k, v in rates.items()}
-    ratios = {"prepare_vs_rasterio": paired_ratio(rates["ours"], rates["rasterio"])}
+        times = interleave({"ours": encoding(lambda f: read_patch_folder(f).groups),
+                            "rasterio": encoding(_rasterio_groups)}, rounds)
+        rates = {k: [len(subset) / t for t in v] for k, v in times.items()}
+        results["prepare_patches_per_s"] = {k: statistics.median(v) for k, v in rates.items()}
+        ratios = {"prepare_vs_rasterio": paired_ratio(rates["ours"], rates["rasterio"])}
 
-    # the three sources of the loader
-    prepared = work / "prepared"
-    if not (prepared / "manifest.json").exists():
-        prepare(archive, prepared, split="random", fractions=(1.0, 0.0, 0.0), workers=1)
-    official = work / "official"
-    official.mkdir(exist_ok=True)
-    if not (official / "train.tfrecord").exists():
-        raw = open_archive(archive, scheme="random", fractions=(1.0, 0.0, 0.0))
-        write_official_tfrecord(official / "train.tfrecord", (raw.read(ref) for ref in raw.refs("train")))
+        # the three sources of the loader
+        prepared = work / "prepared"
+        if not (prepared / "manifest.json").exists():
+            prepare(archive, prepared, split="random", fractions=(1.0, 0.0, 0.0), workers=1)
+        official = work / "official"
+        official.mkdir(exist_ok=True)
+        if not (official / "train.tfrecord").exists():
+            raw = open_archive(archive, scheme="random", fractions=(1.0, 0.0, 0.0))
+            write_official_tfrecord(official / "train.tfrecord", (raw.read(ref) for ref in raw.refs("train")))
 
-    # each measurement in a fresh process (see loader_rate_in_subprocess)
-    times = {"ours": [], "official": [], "raw": [], "ours_shuffled": [], "official_shuffled": []}
-    for _ in range(rounds):
-        times["ours"].append(loader_rate(prepared, batch_size, epochs=3))
-        times["official"].append(loader_rate(official, batch_size))
-        times["raw"].append(loader_rate(archive, batch_size, limit=4 * batch_size))
-        times["ours_shuffled"].append(loader_rate(prepared, batch_size, epochs=3, shuffle=True))
-        times["official_shuffled"].append(loader_rate(official, batch_size, shuffle=True))
-    results["load_patches_per_s"] = {k: statistics.median(v) for k, v in times.items()}
-    ratios["load_vs_official"] = paired_ratio(times["ours"], times["official"])
-    ratios["load_vs_raw"] = paired_ratio(times["ours"], times["raw"])
-    ratios["load_shuffled_vs_official_shuffled"] = paired_ratio(times["ours_shuffled"], times["official_shuffled"])
+        # each measurement in a fresh process (see loader_rate_in_subprocess)
+        times = {"ours": [], "official": [], "raw": [], "ours_shuffled": [], "official_shuffled": []}
+        for _ in range(rounds):
+            times["ours"].append(loader_rate(prepared, batch_size, epochs=3))
+            times["official"].append(loader_rate(official, batch_size))
+            times["raw"].append(loader_rate(archive, batch_size, limit=4 * batch_size))
+            times["ours_shuffled"].append(loader_rate(prepared, batch_size, epochs=3, shuffle=True))
+            times["official_shuffled"].append(loader_rate(official, batch_size, shuffle=True))
+        results["load_patches_per_s"] = {k: statistics.median(v) for k, v in times.items()}
+        ratios["load_vs_official"] = paired_ratio(times["ours"], times["official"])
+        ratios["load_vs_raw"] = paired_ratio(times["ours"], times["raw"])
+        ratios["load_shuffled_vs_official_shuffled"] = paired_ratio(times["ours_shuffled"],
+                                                                    times["official_shuffled"])
 
-    # memory of prepare, 1x and 4x the data
-    big = replicate_sample(work / "archive4x", 4 * patches)
-    results["prepare_peak_rss_mib"] = {"1x": peak_rss(archive, work / "mem1"), "4x": peak_rss(big, work / "mem4")}
-    ratios["prepare_memory_4x_vs_1x"] = results["prepare_peak_rss_mib"]["4x"] / results["prepare_peak_rss_mib"]["1x"]
-    results["ratios"] = ratios
-    results["workdir"] = str(work)
+        # memory of prepare, 1x and 4x the data
+        big = replicate_sample(work / "archive4x", 4 * patches)
+        memory = results["prepare_peak_rss_mib"] = {"1x": peak_rss(archive, work / "mem1"),
+                                                    "4x": peak_rss(big, work / "mem4")}
+        ratios["prepare_memory_4x_vs_1x"] = memory["4x"] / memory["1x"]
+        results["ratios"] = ratios
+    results["workdir"] = str(workdir) if workdir is not None else None
     return results

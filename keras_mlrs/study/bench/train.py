@@ -2,9 +2,7 @@
 
 import importlib.util
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -13,7 +11,7 @@ from keras_mlrs import models
 from keras_mlrs.core import losses
 from keras_mlrs.core.optimizers import TF1RMSprop
 from keras_mlrs.data import load, prepare
-from keras_mlrs.study.bench.common import device_name, replicate_sample
+from keras_mlrs.study.bench.common import device_name, replicate_sample, work_folder
 
 
 def bench_train(batch_size: int = 1024, steps: int = 3, rounds: int = 2, model: str = "kbranch",
@@ -25,7 +23,8 @@ def bench_train(batch_size: int = 1024, steps: int = 3, rounds: int = 2, model: 
     streamed from prepared shards by :func:`keras_mlrs.data.load` (the real pipeline; the
     bundled sample replicated to two batches' worth). The share of step time spent
     waiting for input is ``1 - compute / streamed``. Without TensorFlow (e.g. the JAX
-    backend on a GPU machine) only the in-memory figure is measured.
+    backend on a GPU machine) only the in-memory figure is measured. The shards go to
+    ``workdir`` (kept) or to a temporary folder removed at the end.
     """
     keras.utils.set_random_seed(0)
     previous = keras.config.dtype_policy()
@@ -43,33 +42,33 @@ def bench_train(batch_size: int = 1024, steps: int = 3, rounds: int = 2, model: 
     x = x if layout == "groups" else next(iter(x.values()))
     y = (rng.random((batch_size, 19)) < 0.15).astype("float32")
 
-    stream = None
-    has_tf = importlib.util.find_spec("tensorflow") is not None
-    if has_tf:
-        root = Path(workdir or tempfile.mkdtemp(prefix="mlrs-bench-train-"))
-        prepared = root / "prepared"
-        if not (prepared / "manifest.json").exists():
-            archive = replicate_sample(root / "archive", 2 * batch_size)
-            prepare(archive, prepared, split="random", fractions=(1.0, 0.0, 0.0), seed=0)
-        ds = load(prepared, "train", batch_size=batch_size, layout=layout, shuffle=True, seed=0,
-                  repeat=True, drop_remainder=True)
-        stream = iter(ds)
+    with work_folder(workdir, "mlrs-bench-train-") as root:
+        stream = None
+        if importlib.util.find_spec("tensorflow") is not None:
+            prepared = root / "prepared"
+            if not (prepared / "manifest.json").exists():
+                archive = replicate_sample(root / "archive", 2 * batch_size)
+                prepare(archive, prepared, split="random", fractions=(1.0, 0.0, 0.0), seed=0)
+            ds = load(prepared, "train", batch_size=batch_size, layout=layout, shuffle=True, seed=0,
+                      repeat=True, drop_remainder=True)
+            stream = iter(ds)
 
-    def time_steps(next_batch):
-        times = []
-        for _ in range(steps):
-            start = time.perf_counter()
-            bx, by = next_batch()
-            net.train_on_batch(bx, by)
-            times.append(time.perf_counter() - start)
-        return times
+        def time_steps(next_batch):
+            times = []
+            for _ in range(steps):
+                start = time.perf_counter()
+                bx, by = next_batch()
+                net.train_on_batch(bx, by)
+                times.append(time.perf_counter() - start)
+            return times
 
-    time_steps(lambda: (x, y))  # warm-up: build and compile the step
-    compute, streamed = [], []
-    for _ in range(rounds):
-        compute += time_steps(lambda: (x, y))
-        if stream is not None:
-            streamed += time_steps(lambda: next(stream))
+        time_steps(lambda: (x, y))  # warm-up: build and compile the step
+        compute, streamed = [], []
+        for _ in range(rounds):
+            compute += time_steps(lambda: (x, y))
+            if stream is not None:
+                streamed += time_steps(lambda: next(stream))
+        stream = None  # the loader's open files, before the work folder goes
     result = {
         "backend": keras.backend.backend(),
         "device": device_name(),

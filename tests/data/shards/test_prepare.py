@@ -165,6 +165,36 @@ def test_killed_prepare_resumes_to_identical_shards(sample, tmp_path):
             assert sha256(out / s["file"]) == s["sha256"]
 
 
+def test_verify_catches_a_same_size_corruption_and_a_rerun_rewrites_it(sample, tmp_path, capsys):
+    """A shard with one byte changed keeps its size, so only the manifest's SHA-256 shows it:
+    `mlrs data verify` names it (exit 1), and rerunning prepare rewrites it (and a truncated
+    one) to the original bytes instead of keeping them."""
+    from helpers import run_mlrs_here
+
+    out = tmp_path / "out"
+    args = dict(split="random", seed=0, shard_size=2, workers=1)
+    manifest = data.prepare(sample, out, **args)
+    shards = [s for entry in manifest["splits"].values() for s in entry["shards"]]
+    assert data.verify(out) == {"shards": len(shards), "records": 5, "bad": []}
+    ok = run_mlrs_here(capsys, "data", "verify", out)
+    assert ok.returncode == 0 and f"all {len(shards)} shard(s) match" in ok.stdout
+    first, second = out / shards[0]["file"], out / shards[1]["file"]
+    original = first.read_bytes(), second.read_bytes()
+    flipped = bytearray(original[0])
+    flipped[len(flipped) // 2] ^= 0xFF
+    first.write_bytes(bytes(flipped))
+    second.write_bytes(original[1][:-100])  # truncated
+    report = data.verify(out)
+    assert [(b["file"], "SHA-256" in b["problem"]) for b in report["bad"]] == [(first.name, True), (second.name, False)]
+    bad = run_mlrs_here(capsys, "data", "verify", out)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert f"bad shard {first}" in bad.stderr and f"bad shard {second}" in bad.stderr
+    assert "2 of" in bad.stderr and "rerun `mlrs data prepare`" in bad.stderr.replace("\n", " ")
+    data.prepare(sample, out, **args)
+    assert (first.read_bytes(), second.read_bytes()) == original
+    assert data.verify(out)["bad"] == []
+
+
 def test_parallel_workers_write_the_same_shards_as_one(sample, tmp_path):
     archive = _replicate(sample, tmp_path / "mid", copies=4)  # 20 patches
     one = data.prepare(archive, tmp_path / "one", split="random", shard_size=5, workers=1)
