@@ -23,6 +23,7 @@ def data_prepare_command(
     strict: bool = typer.Option(False, "--strict", help="Abort at the first bad patch instead of skipping it."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an output folder holding another dataset."),
     include_snow_cloud: bool = typer.Option(False, "--include-snow-cloud", help="Keep patches with snow, cloud or shadow."),
+    max_extract_gb: float = typer.Option(150.0, "--max-extract-gb", min=0, help="For a tar archive: the most it may expand to (its temporary extraction is removed at the end)."),
 ):
     """Turn a BigEarthNet archive into sharded TFRecords plus manifest.json (resumable)."""
     quiet_tensorflow()
@@ -46,7 +47,7 @@ def data_prepare_command(
         manifest = prepare(
             archive, out, fmt=format, split=split, seed=seed, fractions=frac, shard_size=shard_size,
             workers=workers, strict=strict, overwrite=overwrite, include_snow_cloud=include_snow_cloud,
-            progress=progress,
+            progress=progress, max_extract_gb=max_extract_gb,
         )
     console.print(f"[bold]{out}[/bold]: split scheme {manifest['split_scheme']}", highlight=False)
     table = Table(title="Prepared patches")

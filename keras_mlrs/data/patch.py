@@ -89,7 +89,7 @@ def _bilinear(x: np.ndarray, size: int) -> np.ndarray:
 
 def _read_band(path: Path, band: str) -> tuple[np.ndarray, GeoInfo | None]:
     try:
-        arr, geo = read_tiff(path)
+        arr, geo = read_tiff(path, max_side=GROUP_SIZES["b10m"], max_bands=len(STACKED_BANDS))
     except TiffError as err:
         raise PatchError(str(err)) from None
     size = GROUP_SIZES[BAND_GROUP[band]]
@@ -164,7 +164,7 @@ def read_multiband_tiff(path) -> Patch:
     """Read a 12-band GeoTIFF in stacked band order on a 120 × 120 grid."""
     path = Path(path)
     try:
-        arr, geo = read_tiff(path)
+        arr, geo = read_tiff(path, max_side=GROUP_SIZES["b10m"], max_bands=len(STACKED_BANDS))
     except TiffError as err:
         raise PatchError(str(err)) from None
     if arr.ndim != 3 or arr.shape[-1] != len(STACKED_BANDS):

@@ -76,9 +76,15 @@ def _geo(tags) -> GeoInfo | None:
     return GeoInfo(epsg, (x - i * sx, sx, 0.0, y + j * sy, 0.0, -sy))
 
 
-def read_tiff(path) -> tuple[np.ndarray, GeoInfo | None]:
+#: The largest tile side accepted when a size bound is given (tiles may exceed the image).
+MAX_TILE = 1024
+
+
+def read_tiff(path, max_side: int | None = None, max_bands: int | None = None) -> tuple[np.ndarray, GeoInfo | None]:
     """Read a TIFF: an array ``[height, width]`` (one band) or ``[height, width, bands]``,
-    and its georeferencing (None when the file has none)."""
+    and its georeferencing (None when the file has none). With ``max_side`` and
+    ``max_bands``, a header claiming more pixels, bands, bits or larger tiles than that is
+    refused before any pixel memory is allocated."""
     path = Path(path)
     try:
         buf = path.read_bytes()
@@ -90,6 +96,7 @@ def read_tiff(path) -> tuple[np.ndarray, GeoInfo | None]:
         bits = tags.get(258, (1,))
         samples = tags.get(277, (1,))[0]
         fmt = tags.get(339, (1,))[0]
+        _check_size(path, tags, width, height, samples, bits, max_side, max_bands)
         simple = (
             tags.get(259, (1,))[0] == 1  # uncompressed
             and 273 in tags  # strips, not tiles
@@ -109,6 +116,20 @@ def read_tiff(path) -> tuple[np.ndarray, GeoInfo | None]:
     except KeyError:
         raise TiffError(f"{path} lacks TIFF size tags; it is corrupt.") from None
     return _read_with_tifffile(path), _geo(tags)
+
+
+def _check_size(path, tags, width, height, samples, bits, max_side, max_bands) -> None:
+    if max_side is not None and (width > max_side or height > max_side or not width or not height):
+        raise TiffError(f"{path} claims {width} × {height} pixels; a BigEarthNet band or patch is at most "
+                        f"{max_side} × {max_side}.")
+    if max_bands is not None and samples > max_bands:
+        raise TiffError(f"{path} claims {samples} bands; a BigEarthNet GeoTIFF has at most {max_bands}.")
+    if max(bits) > 64:
+        raise TiffError(f"{path} claims {max(bits)} bits per sample; it is corrupt.")
+    tile = (tags.get(322, (0,))[0], tags.get(323, (0,))[0])
+    if max_side is not None and max(tile) > MAX_TILE:
+        raise TiffError(f"{path} claims {tile[0]} × {tile[1]} pixel tiles; a {max_side} × {max_side} raster needs "
+                        f"none above {MAX_TILE}.")
 
 
 def _read_with_tifffile(path):

@@ -3,8 +3,9 @@
 
 Writing is atomic and resumable: a shard is written under a temporary name and renamed when
 complete, the plan (which patches go to which shard) is fixed up front in ``plan.json``, and
-a rerun skips the shards that exist. A killed run, run again, ends with the same shards and
-checksums.
+a rerun keeps the shards that exist and match what their run recorded (size and SHA-256),
+rewriting any other. A killed run, run again, ends with the same shards and checksums;
+worker processes exit when the process that started them dies.
 """
 
 import concurrent.futures as cf
@@ -12,6 +13,8 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from keras_mlrs.data.shards.format import (
     sha256,
     shard_problem,
 )
-from keras_mlrs.data.sources import PatchRef, open_archive
+from keras_mlrs.data.sources import MAX_EXTRACT_GB, PatchRef, open_archive
 from keras_mlrs.errors import MlrsError, PatchError, PrepareError
 from keras_mlrs.files import atomic_write_text
 
@@ -112,6 +115,7 @@ def prepare(
     overwrite: bool = False,
     include_snow_cloud: bool = False,
     progress=None,
+    max_extract_gb: float = MAX_EXTRACT_GB,
 ) -> dict:
     """Turn a BigEarthNet archive into shards of our format plus ``manifest.json``.
 
@@ -128,11 +132,13 @@ def prepare(
         overwrite: replace an output folder that holds a different dataset.
         include_snow_cloud: keep the patches the official setup removes.
         progress: optional callable ``(patches_done, patches_total)``.
+        max_extract_gb: the most a tar ``archive`` may expand to (its extraction is
+            temporary, removed when the process exits).
 
     Returns:
         The manifest (also written to ``out/manifest.json``).
     """
-    source = open_archive(archive, fmt, scheme=split, seed=seed, fractions=fractions,
+    source = open_archive(archive, fmt, max_extract_gb, scheme=split, seed=seed, fractions=fractions,
                           include_snow_cloud=include_snow_cloud)
     refs = source.listing()[0]
     if not refs:
@@ -169,7 +175,8 @@ def prepare(
             if progress:
                 progress(done, total)
     else:
-        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_exit_with_parent,
+                                    initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(write_shard, job, out, strict): job for job in jobs}
             for future in cf.as_completed(futures):
                 results.append(future.result())
@@ -179,6 +186,18 @@ def prepare(
     manifest = _manifest(plan, results, skipped)
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     return manifest
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker's initializer: exit as soon as the process that started the pool is gone
+    (a parent killed with SIGKILL cannot stop its workers; they would write on, orphaned)."""
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def _claim_output(out: Path, plan: dict, overwrite: bool):

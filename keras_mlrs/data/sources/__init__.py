@@ -18,6 +18,7 @@ and assign them to splits, which is what ``prepare`` reads.
 from pathlib import Path
 
 from keras_mlrs.data.sources.base import (
+    MAX_EXTRACT_GB,
     PatchRef,
     RawArchive,
     Source,
@@ -35,10 +36,11 @@ from keras_mlrs.errors import ArchiveError, choose
 RAW_ARCHIVES: dict[str, type[RawArchive]] = {cls.format: cls for cls in (V2Archive, V1Archive)}
 
 
-def open_archive(path, fmt: str | None = None, **options) -> RawArchive:
-    """The raw archive at ``path`` (a tar is unpacked first) as a v1 or v2 archive, of
-    format ``fmt`` or the one detected; ``options`` as for :class:`RawArchive`."""
-    root = unpack_if_tar(Path(path))
+def open_archive(path, fmt: str | None = None, max_extract_gb: float = MAX_EXTRACT_GB, **options) -> RawArchive:
+    """The raw archive at ``path`` (a tar is unpacked first, to at most ``max_extract_gb``)
+    as a v1 or v2 archive, of format ``fmt`` or the one detected; ``options`` as for
+    :class:`RawArchive`."""
+    root = unpack_if_tar(Path(path), max_extract_gb)
     if fmt is not None:
         return RAW_ARCHIVES[choose("raw archive format", fmt, sorted(RAW_ARCHIVES))](root, **options)
     cls = first_recognising(root, RAW_ARCHIVES.values())
@@ -50,7 +52,7 @@ def open_archive(path, fmt: str | None = None, **options) -> RawArchive:
 
 
 __all__ = [
-    "RAW_ARCHIVES", "OfficialTFRecords", "PatchRef", "RawArchive", "Source", "V1Archive", "V2Archive",
+    "MAX_EXTRACT_GB", "RAW_ARCHIVES", "OfficialTFRecords", "PatchRef", "RawArchive", "Source", "V1Archive", "V2Archive",
     "describe_missing", "first_recognising", "open_archive", "sample_path", "tfrecord_files", "unpack_if_tar",
     "write_official_tfrecord",
 ]

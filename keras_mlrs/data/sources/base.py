@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import lzma
+import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -148,16 +152,75 @@ class RawArchive(Source):
         return batch_records(ds, batch_size, shuffle, seed, shuffle_buffer, cache, repeat, drop_remainder)
 
 
-def unpack_if_tar(path) -> Path:
-    """A tar archive is extracted to a temporary folder (returned); other paths come back as is."""
+#: The most a tar archive may expand to by default, in GB: the BigEarthNet-S2 v1.0 archive
+#: holds about 66 GB of band files, v2.0 (reBEN) about 59 GB.
+MAX_EXTRACT_GB = 150.0
+#: Extractions of this process: (archive, size, mtime, bound) -> the extracted folder.
+_EXTRACTED: dict = {}
+
+
+def _remove_extractions():
+    for folder in _EXTRACTED.values():
+        shutil.rmtree(folder, ignore_errors=True)
+    _EXTRACTED.clear()
+
+
+atexit.register(_remove_extractions)
+
+
+def unpack_if_tar(path, max_extract_gb: float = MAX_EXTRACT_GB) -> Path:
+    """A tar archive is extracted to a temporary folder (returned); other paths come back as
+    is. One extraction per archive serves the whole process and is removed when it exits;
+    an extraction that fails (a member the safe ``data`` filter refuses, a damaged archive,
+    more than ``max_extract_gb`` of content, a full disk, Ctrl-C) is removed at once and
+    raises a one-line :class:`ArchiveError`."""
     path = Path(path)
     if not (path.is_file() and tarfile.is_tarfile(path)):
         return path
-    out = Path(tempfile.mkdtemp(prefix="mlrs-archive-"))
-    with tarfile.open(path) as tar:
-        tar.extractall(out, filter="data")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, max_extract_gb)
+    if key not in _EXTRACTED:
+        out = Path(tempfile.mkdtemp(prefix="mlrs-archive-"))
+        try:
+            _extract(path, out, max_extract_gb)
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)
+            raise
+        _EXTRACTED[key] = out
+    out = _EXTRACTED[key]
     entries = list(out.iterdir())
     return entries[0] if len(entries) == 1 and entries[0].is_dir() and not is_patch_folder(entries[0]) else out
+
+
+def _extract(path: Path, out: Path, max_extract_gb: float) -> None:
+    """Extract ``path`` into ``out`` member by member (one pass over a compressed stream),
+    refusing what the safe filter refuses and stopping before the content passes the bound
+    or the free space."""
+    bound, total = max_extract_gb * 1e9, 0
+    try:
+        with tarfile.open(path, "r|*") as tar:
+            for member in tar:
+                total += member.size
+                if total > bound:
+                    raise ArchiveError(f"{path} expands to more than {max_extract_gb:g} GB (the bound for a tar "
+                                       "archive); extract it yourself and give the folder, or raise the bound "
+                                       "(`max_extract_gb`).")
+                free = shutil.disk_usage(out).free
+                if member.size > free:
+                    raise ArchiveError(f"{path}: no space left to extract {member.name} ({member.size / 1e9:.2f} GB, "
+                                       f"{free / 1e9:.2f} GB free in {out.parent}); free space there or set TMPDIR "
+                                       "to a larger disk.")
+                try:
+                    tar.extract(member, out, filter="data")
+                except tarfile.FilterError as err:
+                    raise ArchiveError(f"{path}: member '{member.name}' is refused as unsafe ({err}); "
+                                       "the archive is not a BigEarthNet archive as published.") from None
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as err:
+        raise ArchiveError(f"{path} is a damaged tar archive ({type(err).__name__}: {err}); download it again.") from None
+    except OSError as err:  # a full disk, a read error; or bz2's "Invalid data stream", which has no errno
+        if err.errno is None:
+            raise ArchiveError(f"{path} is a damaged tar archive ({err}); download it again.") from None
+        raise ArchiveError(f"cannot extract {path}: {err.strerror} ({err.filename or out}).") from None
 
 
 def tfrecord_files(path: Path) -> list[Path]:

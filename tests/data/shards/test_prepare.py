@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,6 +194,47 @@ def test_verify_catches_a_same_size_corruption_and_a_rerun_rewrites_it(sample, t
     data.prepare(sample, out, **args)
     assert (first.read_bytes(), second.read_bytes()) == original
     assert data.verify(out)["bad"] == []
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes (multiprocessing's spawned ones) whose parent is ``pid``, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"multiprocessing" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # an exited worker may stay a zombie where PID 1 does not reap
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc (Linux)")
+def test_workers_exit_when_prepare_is_killed(sample, tmp_path):
+    archive = _replicate(sample, tmp_path / "big", copies=8)  # 40 patches, 10 shards for 2 workers
+    code = ("import sys; from keras_mlrs.data import prepare; "
+            "prepare(sys.argv[1], sys.argv[2], split='random', shard_size=4, workers=2)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(archive), str(tmp_path / "out")])
+    deadline, workers = time.time() + 60, []
+    while time.time() < deadline and len(workers) < 2 and proc.poll() is None:
+        workers = _children(proc.pid)
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the workers did not start"
+    proc.kill()  # SIGKILL: the parent cannot stop its workers itself
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_running(w) for w in workers):
+        time.sleep(0.1)
+    assert not any(_running(w) for w in workers), "orphaned workers lived on"
 
 
 def test_parallel_workers_write_the_same_shards_as_one(sample, tmp_path):

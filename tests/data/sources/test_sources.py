@@ -2,6 +2,7 @@
 raw archives read on the fly, tars, and what is not BigEarthNet data."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -20,7 +21,7 @@ from keras_mlrs import data
 from keras_mlrs.bigearthnet import GROUPS, STACKED_BANDS
 from keras_mlrs.data.patch import Patch
 from keras_mlrs.data.sources import unpack_if_tar, write_official_tfrecord
-from keras_mlrs.errors import MlrsError
+from keras_mlrs.errors import ArchiveError, MlrsError
 
 pytestmark = pytest.mark.backend_free
 
@@ -116,14 +117,76 @@ def test_raw_archive_loads_the_same_as_shards(sample, tmp_path):
     np.testing.assert_array_equal(a[1], b[1])
 
 
-def test_archives_module_unpacks_tar(sample, tmp_path):
+def _tar(tmp_path, name, members):
+    """A tar.gz at ``tmp_path/name`` of ``members``: (arcname, bytes) pairs."""
+    import io
+    import tarfile
+
+    path = tmp_path / name
+    with tarfile.open(path, "w:gz") as tar:
+        for arcname, content in members:
+            info = tarfile.TarInfo(arcname)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return path
+
+
+def test_a_tar_is_extracted_once_per_process_and_removed_when_it_exits(sample, tmp_path):
+    """prepare and load of one tar in one process share one extraction; when the process
+    ends (here: a subprocess with its own TMPDIR) nothing of it is left."""
+    import subprocess
+    import sys
     import tarfile
 
     tar_path = tmp_path / "s.tar.gz"
     with tarfile.open(tar_path, "w:gz") as tar:
         tar.add(sample, arcname="BigEarthNet-S2-Example")
     root = unpack_if_tar(tar_path)
-    assert data.detect_format(root) == "v1"
+    assert data.detect_format(root) == "v1" and unpack_if_tar(tar_path) == root  # reused
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    code = ("import sys; from keras_mlrs import data; from keras_mlrs.data.sources import unpack_if_tar; "
+            "m = data.prepare(sys.argv[1], sys.argv[2], split='random', workers=1); "
+            "root = unpack_if_tar(sys.argv[1]); import os; print(len(os.listdir(sys.argv[3])), root.is_dir())")
+    out = subprocess.run([sys.executable, "-c", code, str(tar_path), str(tmp_path / "prepared"), str(scratch)],
+                         capture_output=True, text=True, env={**os.environ, "TMPDIR": str(scratch)}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1", "True"]  # one extraction while it ran, reused by the second call
+    assert list(scratch.iterdir()) == []  # and gone when it exited
+    assert (tmp_path / "prepared" / "manifest.json").is_file()
+
+
+def test_unsafe_damaged_or_too_large_tars_are_one_line_errors_that_leave_nothing(tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    escape = _tar(tmp_path, "escape.tar.gz", [("ok/a.txt", b"x"), ("../outside.txt", b"evil")])
+    with pytest.raises(ArchiveError, match=r"member '../outside.txt' is refused as unsafe"):
+        unpack_if_tar(escape)
+    import io
+    import tarfile
+
+    link = tmp_path / "link.tar.gz"  # a link to outside the extraction
+    with tarfile.open(link, "w:gz") as tar:
+        info = tarfile.TarInfo("p/passwd")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(info, io.BytesIO())
+    with pytest.raises(ArchiveError, match="member 'p/passwd' is refused as unsafe"):
+        unpack_if_tar(link)
+    big = _tar(tmp_path, "big.tar.gz", [(f"p/{i}.bin", bytes(400_000)) for i in range(5)])  # 2 MB, compresses well
+    with pytest.raises(ArchiveError, match=r"expands to more than 0.001 GB"):
+        unpack_if_tar(big, max_extract_gb=0.001)
+    noisy = _tar(tmp_path, "noisy.tar.gz", [(f"p/{i}.bin", np.random.default_rng(i).bytes(100_000)) for i in range(3)])
+    damaged = tmp_path / "damaged.tar.gz"  # cut in its second member
+    damaged.write_bytes(noisy.read_bytes()[:150_000])
+    with pytest.raises(ArchiveError, match="is a damaged tar archive"):
+        unpack_if_tar(damaged)
+    assert list(scratch.iterdir()) == [] and not (tmp_path / "outside.txt").exists()
+    with pytest.raises(ArchiveError, match="expands to more than"):  # the same through prepare
+        data.prepare(big, tmp_path / "out", max_extract_gb=0.001)
+    assert list(scratch.iterdir()) == []
 
 
 def test_empty_folder_and_non_archives_are_refused(tmp_path):
