@@ -8,6 +8,7 @@ files keras-mlrs wrote there. It may replace only such a folder of its own kind 
 files are all its own (or an empty one): a tool never deletes what it did not write.
 """
 
+import fcntl
 import json
 import os
 import shutil
@@ -20,6 +21,8 @@ from keras_mlrs.errors import OutputError
 OWNER_MARK = ".keras-mlrs-output.json"
 #: The file in a staging folder of :class:`atomic_folder` while it is filled: the writer's PID.
 STAGING_MARK = ".keras-mlrs-staging"
+#: The lock file of :class:`folder_lock`, in the locked folder: the holder's PID.
+LOCK = ".keras-mlrs.lock"
 
 
 def _umask() -> int:
@@ -153,6 +156,41 @@ class atomic_folder:
             shutil.rmtree(old, ignore_errors=True)
         else:
             self.tmp.rename(self.path)
+
+
+def holds_anything(folder) -> bool:
+    """Whether ``folder`` holds anything but a :class:`folder_lock`'s lock file."""
+    return any(p.name != LOCK for p in Path(folder).iterdir())
+
+
+class folder_lock:
+    """``with folder_lock(folder, what):`` hold an exclusive lock on ``folder`` (made when
+    missing) for the block: a second process (or a second lock in this one) gets a one-line
+    :class:`OutputError` naming the holder's PID. The lock is the kernel's (``flock``) on
+    ``folder/.keras-mlrs.lock``, so a killed holder releases it."""
+
+    def __init__(self, folder, what: str):
+        self.folder, self.what = Path(folder), what
+
+    def __enter__(self) -> "folder_lock":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / LOCK
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise OutputError(f"{self.folder} is in use by process {holder} ({self.what}); wait for it to finish "
+                              "or stop it.") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        return False
 
 
 def atomic_link(src, dst) -> Path:

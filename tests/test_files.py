@@ -127,3 +127,18 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_folder_lock_is_exclusive_and_names_its_holder(tmp_path):
+    from keras_mlrs.files import folder_lock
+
+    with folder_lock(tmp_path / "run", "training"):
+        with pytest.raises(OutputError, match=rf"run is in use by process {os.getpid()} \(training\)"):
+            with folder_lock(tmp_path / "run", "training"):
+                pass
+        code = ("import sys; from keras_mlrs.files import folder_lock\n"
+                "try:\n    folder_lock(sys.argv[1], 'prepare').__enter__()\nexcept Exception as e:\n    print(e)")
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True)
+        assert f"in use by process {os.getpid()}" in out.stdout
+    with folder_lock(tmp_path / "run", "training"):  # released: free again
+        pass

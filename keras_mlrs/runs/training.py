@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 
 import keras
 
@@ -25,7 +25,7 @@ from keras_mlrs.bigearthnet import split_name
 from keras_mlrs.core import losses, metrics, optimizers
 from keras_mlrs.data import load, open_source
 from keras_mlrs.errors import MlrsError, RunError
-from keras_mlrs.files import atomic_save_model, atomic_write_text
+from keras_mlrs.files import atomic_save_model, atomic_write_text, folder_lock, holds_anything
 from keras_mlrs.runs.config import TrainConfig
 from keras_mlrs.runs.directory import (
     BEST_METRIC,
@@ -176,7 +176,7 @@ def _optimizer(name: str, lr: float):
 
 def _prepare_run_dir(run: RunDirectory, overwrite: bool) -> None:
     path = run.path
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+    if path.exists() and (not path.is_dir() or holds_anything(path)):
         if not overwrite:
             raise RunError(
                 f"run directory {path} already exists; continue it with `keras_mlrs.runs.resume('{path}')`, "
@@ -185,6 +185,8 @@ def _prepare_run_dir(run: RunDirectory, overwrite: bool) -> None:
         if not run.exists():
             raise RunError(f"{path} exists and is not a run directory; `overwrite=True` only replaces runs; "
                            "choose another `run_dir`.")
+        with folder_lock(path, "training"):  # a run another process is training is never replaced
+            pass
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
 
@@ -234,6 +236,14 @@ def _model(config: TrainConfig, run: RunDirectory, state: dict):
 
 
 def _run(config: TrainConfig, run: RunDirectory, *, resume, overwrite, callbacks, on_start):
+    with ExitStack() as held:  # the run directory's lock, for as long as this process trains it
+        if resume:
+            held.enter_context(folder_lock(run.path, "training"))
+        return _train_locked(config, run, held, resume=resume, overwrite=overwrite, callbacks=callbacks,
+                             on_start=on_start)
+
+
+def _train_locked(config: TrainConfig, run: RunDirectory, held: ExitStack, *, resume, overwrite, callbacks, on_start):
     state = run.state() if resume else empty_state()
     if resume and state.get("finished"):
         raise RunError(f"run {run.path} already finished its {config.epochs} epochs; nothing to resume.")
@@ -255,6 +265,7 @@ def _run(config: TrainConfig, run: RunDirectory, *, resume, overwrite, callbacks
             run = RunDirectory(tempfile.mkdtemp(prefix="mlrs-worker-"))
         elif not resume:
             _prepare_run_dir(run, overwrite)
+            held.enter_context(folder_lock(run.path, "training"))
             created = True
             atomic_write_text(run.path / "config.toml", config.to_toml())
         else:

@@ -3,6 +3,7 @@ distribution, the multi-worker refusal, and the run directory's layout."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -51,6 +52,24 @@ def test_interrupted_run_resumes_exactly_as_if_uninterrupted(tiny_runs, tmp_path
     assert RunDirectory(tmp_path / "cut").kept_epochs() == RunDirectory(straight).kept_epochs() == [1, 2]  # keep_every 1
     with pytest.raises(MlrsError, match="already finished"):
         runs.resume(tmp_path / "cut")
+
+
+def test_a_run_being_trained_is_neither_resumed_nor_replaced_by_another(tiny_runs, tmp_path):
+    """Another process holds the run's lock (here: this test, as a training process would):
+    `resume` and `train(..., overwrite=True)` refuse in one line, and the run stays whole."""
+    from keras_mlrs.files import folder_lock
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["ranking"][0], run)
+    before = sorted(p.name for p in run.rglob("*"))
+    state = runs.read_state(run)
+    runs.directory.RunDirectory(run).write_state({**state, "finished": False})
+    with folder_lock(run, "training"):
+        with pytest.raises(MlrsError, match=rf"{run} is in use by process {os.getpid()} \(training\)"):
+            runs.resume(run)
+        with pytest.raises(MlrsError, match="is in use by process"):
+            runs.train(RunDirectory(run).config(), run, overwrite=True)
+    assert sorted(p.name for p in run.rglob("*")) == before
 
 
 def test_the_run_directory_names_its_files(tiny_runs):

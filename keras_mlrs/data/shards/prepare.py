@@ -32,7 +32,7 @@ from keras_mlrs.data.shards.format import (
 )
 from keras_mlrs.data.sources import MAX_EXTRACT_GB, PatchRef, open_archive
 from keras_mlrs.errors import MlrsError, PatchError, PrepareError
-from keras_mlrs.files import atomic_write_text
+from keras_mlrs.files import atomic_write_text, folder_lock, holds_anything
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,12 @@ def prepare(
         "shards": {j.file: [r.name for r in j.patches] for j in jobs},
     }
     _claim_output(out, plan, overwrite)
+    with folder_lock(out, "prepare"):  # a second prepare into `out` must not remove this one's shards
+        _start_writing(out, plan)
+        return _write(out, plan, jobs, skipped, workers, strict, progress)
 
+
+def _write(out: Path, plan: dict, jobs, skipped, workers, strict, progress) -> dict:
     total = sum(len(j.patches) for j in jobs)
     if workers is None:  # a process pool only pays off past its start-up (TensorFlow import)
         workers = (os.cpu_count() or 1) if total >= 2000 else 1
@@ -202,7 +207,7 @@ def _exit_with_parent(parent: int) -> None:
 
 def _claim_output(out: Path, plan: dict, overwrite: bool):
     plan_file = out / "plan.json"
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and holds_anything(out):
         existing = json.loads(plan_file.read_text()) if plan_file.exists() else None
         if existing is None:  # never delete a folder that keras-mlrs did not write
             raise PrepareError(f"{out} already holds other files; choose an empty or new `out` folder.")
@@ -211,8 +216,13 @@ def _claim_output(out: Path, plan: dict, overwrite: bool):
                 raise PrepareError(
                     f"{out} already holds a different dataset; choose another `out` or pass `overwrite=True`."
                 )
+            with folder_lock(out, "prepare"):  # a dataset another process is writing is never replaced
+                pass
             shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+
+
+def _start_writing(out: Path, plan: dict):
+    plan_file = out / "plan.json"
     for stale in out.glob(".*.tmp-*"):  # shards of a killed run, never renamed
         stale.unlink()
     if not plan_file.exists():

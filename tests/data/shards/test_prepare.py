@@ -237,6 +237,24 @@ def test_workers_exit_when_prepare_is_killed(sample, tmp_path):
     assert not any(_running(w) for w in workers), "orphaned workers lived on"
 
 
+def test_a_second_prepare_into_a_folder_being_written_is_refused(sample, tmp_path):
+    """While one prepare writes `out` (it holds the folder's lock, as here), a second one
+    into the same folder refuses in one line instead of removing the first one's shards."""
+    from keras_mlrs.files import folder_lock
+
+    out = tmp_path / "out"
+    data.prepare(sample, out, split="random", workers=1)
+    (out / "manifest.json").unlink()  # as while the first one is still writing
+    theirs = out / ".train-00000.tfrecord.tmp-99999"  # the first one's shard in progress
+    theirs.write_bytes(b"half")
+    with folder_lock(out, "prepare"):
+        with pytest.raises(MlrsError, match=r"is in use by process \d+ \(prepare\)"):
+            data.prepare(sample, out, split="random", workers=1)
+        with pytest.raises(MlrsError, match="is in use by process"):
+            data.prepare(sample, out, split="random", seed=5, workers=1, overwrite=True)
+    assert theirs.read_bytes() == b"half" and (out / "plan.json").is_file()
+
+
 def test_parallel_workers_write_the_same_shards_as_one(sample, tmp_path):
     archive = _replicate(sample, tmp_path / "mid", copies=4)  # 20 patches
     one = data.prepare(archive, tmp_path / "one", split="random", shard_size=5, workers=1)
