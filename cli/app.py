@@ -71,6 +71,8 @@ COMMANDS = {
     "keras_mlrs.hub.export": "mlrs push --to",
     "keras_mlrs.hub.recipes.build": "mlrs zoo build",
 }
+#: library names in errors -> the command that shows them
+NAMES = {"keras_mlrs.bigearthnet.CLASS_NAMES": "mlrs classes"}
 #: library arguments named in errors whose flag is not ``--`` + the name with dashes
 FLAGS = {"out_dir": "--out", "classes": "--class", "folder": "--to", "fmt": "--format", "patches": "--patch",
          "loss_params": "--loss-param", "model_params": "--model-param"}
@@ -96,6 +98,8 @@ def _plain(value: str) -> str:
 
 def _as_command_line(match: re.Match) -> str:
     code = match[1]
+    if code in NAMES:
+        return NAMES[code]
     call = _CALL.match(code)
     if call and call[1] in COMMANDS:
         args = " ".join(_plain(a) for a in call[2].split(",") if a.strip())

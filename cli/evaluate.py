@@ -115,10 +115,10 @@ def predict_command(
         print(json.dumps(results, indent=1))
         return
     table = Table(title=f"Predictions ({rule.name}: {rule.describe()})")
-    table.add_column("input", style="bold cyan")
+    table.add_column("patch", style="bold cyan", overflow="fold")
     table.add_column("predicted labels")
-    table.add_column(f"top {rule.confidence_name}s")
+    table.add_column(f"top 3 ({rule.confidence_name})")
     for r in results:
         top = sorted(r["scores"].items(), key=lambda kv: -kv[1])[:3]
-        table.add_row(r["input"], "; ".join(r["labels"]) or "(none)", ", ".join(f"{n} {s:.3f}" for n, s in top))
+        table.add_row(Path(r["input"]).name, "; ".join(r["labels"]) or "(none)", ", ".join(f"{n} {s:.3f}" for n, s in top))
     console.print(table)

@@ -14,7 +14,7 @@ from keras_mlrs.errors import MlrsError
 
 # the commands register themselves on import, in this order: the order of `mlrs --help`
 # isort: off
-from keras_mlrs.cli import losses, data, train, evaluate, explain, compare, zoo, hub, bench, doctor, demo  # noqa: F401
+from keras_mlrs.cli import losses, classes, data, train, evaluate, explain, compare, zoo, hub, bench, doctor, demo  # noqa: F401, E501
 # isort: on
 
 

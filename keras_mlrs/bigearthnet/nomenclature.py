@@ -71,8 +71,10 @@ def class_index(name_or_index) -> int:
     lowered = {name.lower(): i for i, name in enumerate(CLASS_NAMES)}
     key = str(name_or_index).strip().lower()
     if key not in lowered:
+        partial = [name for name in CLASS_NAMES if key and key in name.lower()]
+        hint = (" Did you mean " + " or ".join(f"'{name}'" for name in partial[:5]) + "?" if partial
+                else did_you_mean(name_or_index, CLASS_NAMES))
         raise UnknownLabelError(
-            f"unknown class '{name_or_index}'." + did_you_mean(name_or_index, CLASS_NAMES)
-            + " The 19 names are `keras_mlrs.bigearthnet.CLASS_NAMES`."
+            f"unknown class '{name_or_index}'." + hint + " The 19 names: `keras_mlrs.bigearthnet.CLASS_NAMES`."
         )
     return lowered[key]

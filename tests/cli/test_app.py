@@ -8,6 +8,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+import keras_mlrs.cli.main  # noqa: F401 - registers the commands on the app
 from helpers import one_line_error, run_mlrs_here
 from keras_mlrs.cli.app import app, render_error
 from keras_mlrs.core import losses
@@ -70,6 +71,18 @@ def test_library_references_become_the_commands_flags_and_commands():
     assert render_error("prepare it first (`keras_mlrs.data.prepare()`).") == "prepare it first (mlrs data prepare)."
     assert render_error("give the `classes` to explain") == "give the --class to explain"
     assert render_error("lower `batch_size=1024`") == "lower --batch-size 1024"
-    # what is not a reference keeps its backticks: commands of other tools, attribute paths
-    assert render_error("run `hf auth login`; see `keras_mlrs.bigearthnet.CLASS_NAMES`") == (
-        "run `hf auth login`; see `keras_mlrs.bigearthnet.CLASS_NAMES`")
+    assert render_error("The 19 names: `keras_mlrs.bigearthnet.CLASS_NAMES`.") == "The 19 names: mlrs classes."
+    # what is not a reference keeps its backticks: commands of other tools, other attribute paths
+    assert render_error("run `hf auth login`; see `keras_mlrs.data.STACKED_BANDS`") == (
+        "run `hf auth login`; see `keras_mlrs.data.STACKED_BANDS`")
+
+
+def test_classes_lists_the_nomenclature_in_the_studys_order(capsys):
+    from keras_mlrs.bigearthnet import CLASS_NAMES, CORINE_LABELS, TRAIN_CLASS_COUNTS
+
+    result = run_mlrs_here(capsys, "classes", "--v1")
+    assert result.returncode == 0
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    for i, (name, count) in enumerate(zip(CLASS_NAMES, TRAIN_CLASS_COUNTS)):
+        assert any(f"│ {i:>5} │ {name} " in r and f"{count:,}" in r for r in rows), name
+    assert len(rows) == 19 + 43 and all(any(label in r for r in rows) for label in CORINE_LABELS)

@@ -102,6 +102,12 @@ def test_predict_with_another_decision_rule_and_a_multiband_geotiff(trained, tmp
     [prediction] = json.loads(result.output)
     assert prediction["labels"] == list(data.CLASS_NAMES)  # every logit is above -100
     assert set(prediction["scores"]) == set(data.CLASS_NAMES)
+    deep = tmp_path / "a" / "very" / "long" / "path" / "to" / "the" / "patches" / "of" / "this" / "study"
+    deep.mkdir(parents=True)
+    folders = [shutil.copytree(p, deep / p.name) for p in sorted(data.sample_path().iterdir()) if p.is_dir()][:2]
+    table = runner.invoke(app, ["predict", str(trained), *map(str, folders)], env={"COLUMNS": "120"}).output
+    assert all(f.name in table.replace("\n", "") or f.name[:20] in table for f in folders)  # names, not paths
+    assert "very/long" not in table and "top 3 (probability)" in table and "probabilitys" not in table
 
 
 def test_bad_evaluation_inputs_are_one_line_errors(trained, prepared, tmp_path, capsys):

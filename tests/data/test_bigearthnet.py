@@ -38,3 +38,7 @@ def test_class_index_by_name_case_insensitive_and_suggestions():
         data.class_index("Arable lands")
     with pytest.raises(MlrsError, match="out of range"):
         data.class_index(19)
+    with pytest.raises(MlrsError, match="Did you mean 'Urban fabric'"):  # a part of a name
+        data.class_index("urban")
+    with pytest.raises(MlrsError, match="'Broad-leaved forest' or 'Coniferous forest' or 'Mixed forest'"):
+        data.class_index("forest")
