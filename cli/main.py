@@ -5,6 +5,7 @@ Keras (and so TensorFlow) is imported inside the commands that need it, so that
 ``mlrs --help`` and ``mlrs --version`` answer at once.
 """
 
+import os
 import sys
 
 from rich.text import Text
@@ -18,15 +19,22 @@ from keras_mlrs.cli import losses, classes, data, train, evaluate, explain, comp
 # isort: on
 
 
+#: Set to 1 to see the full traceback of a user error (for bug reports).
+DEBUG = "MLRS_DEBUG"
+
+
 def main():
     """Entry point: runs the app, printing user errors on one line, in the command's terms,
-    without a traceback (exit code 2)."""
+    without a traceback (exit code 1; 2 stays Click's usage error). ``MLRS_DEBUG=1`` shows the
+    traceback."""
     try:
         app()
     except MlrsError as err:
+        if os.environ.get(DEBUG) == "1":
+            raise
         err_console.print(Text.assemble(("error:", "bold red"), " ", render_error(str(err))), highlight=False,
                           soft_wrap=True)
-        sys.exit(2)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,20 @@ STAGING_MARK = ".keras-mlrs-staging"
 LOCK = ".keras-mlrs.lock"
 
 
+def make_folder(folder) -> Path:
+    """``folder`` and its parents, made when missing; a one-line :class:`OutputError` when a
+    file stands in the way or the folder cannot be made."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        raise OutputError(f"{blocking} is a file, not a folder; give another output path.") from None
+    except OSError as err:
+        raise OutputError(f"cannot make the folder {folder}: {err.strerror}.") from None
+    return folder
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -41,7 +55,9 @@ class atomic_output:
         self.path = Path(path)
 
     def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.path.parent)
+        if self.path.is_dir():
+            raise OutputError(f"{self.path} is a folder; give a file name for this output.")
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=f".tmp{self.path.suffix}")
         os.close(fd)
         self.tmp = Path(tmp)
@@ -121,7 +137,7 @@ class atomic_folder:
 
     def __enter__(self) -> Path:
         check_replaceable(self.path, self.kind)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(self.path.parent)
         for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
             try:
                 pid = int((stale / STAGING_MARK).read_text())
@@ -173,7 +189,7 @@ class folder_lock:
         self.folder, self.what = Path(folder), what
 
     def __enter__(self) -> "folder_lock":
-        self.folder.mkdir(parents=True, exist_ok=True)
+        make_folder(self.folder)
         path = self.folder / LOCK
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
         try:

@@ -64,9 +64,9 @@ def run_mlrs_here(capsys, *args):
 
 
 def one_line_error(result, *fragments):
-    """Assert that ``result`` (of :func:`run_mlrs_here`) is a user error: exit code 2, one line
+    """Assert that ``result`` (of :func:`run_mlrs_here`) is a user error: exit code 1, one line
     on stderr containing every fragment, no traceback. Returns the line."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr

@@ -428,15 +428,29 @@ def get(identifier, **hparams) -> "MultiLabelLoss":
     """A loss object from its registry name and hyperparameters (``get("focal", gamma=2.0)``),
     a config dict (``{"name": "focal", "gamma": 2.0}``, or a serialized loss), or a loss
     instance (returned as is)."""
-    return LOSSES.resolve(identifier, hparams, keras.losses.Loss, lambda spec, p: spec.cls(**p),
-                          keras.saving.deserialize_keras_object, ignore=("reduction", "name"))
+    return LOSSES.resolve(identifier, hparams, keras.losses.Loss, _build, keras.saving.deserialize_keras_object,
+                          ignore=("reduction", "name"))
+
+
+def _build(spec, params):
+    try:
+        return spec.cls(**params)
+    except (TypeError, ValueError) as err:  # a value of the wrong kind, e.g. gamma="abc"
+        if isinstance(err, InvalidParameterError):
+            raise
+        raise InvalidParameterError(f"cannot build loss '{spec.name}' with {params}: {err}.") from None
 
 
 # --------------------------------------------------------------------------- classes
 
 
 def _positive(name, value, allow_zero=False):
-    value = float(value)
+    if isinstance(value, bool):
+        raise InvalidParameterError(f"{name} must be a number, got {value!r}.")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{name} must be a number, got {value!r}.") from None
     ok = value >= 0 if allow_zero else value > 0
     if not (ok and math.isfinite(value)):
         bound = ">= 0" if allow_zero else "> 0"

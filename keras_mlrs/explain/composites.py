@@ -153,6 +153,20 @@ def parameters(preset: str) -> dict:
     return PRESETS.parameters(preset)
 
 
+def _like(current, name: str, value):
+    """``value`` for the rule field ``name`` whose preset value is ``current``: a number
+    where the preset has one, refused in one line otherwise."""
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise InvalidParameterError(f"LRP parameter {name} must be true or false, got {value!r}.")
+        return value
+    if isinstance(current, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidParameterError(f"LRP parameter {name} must be a number, got {value!r}.")
+        return type(current)(value) if isinstance(current, float) else value
+    return value
+
+
 def get(preset: str | Composite, **params) -> Composite:
     """The composite of a named preset with ``params`` (see :func:`parameters`) replacing
     the fields of its rules; a :class:`Composite` is returned as is."""
@@ -166,7 +180,7 @@ def get(preset: str | Composite, **params) -> Composite:
         if rule is None:
             return None
         own = {f.name for f in dataclasses.fields(rule)}
-        return dataclasses.replace(rule, **{k: v for k, v in params.items() if k in own})
+        return dataclasses.replace(rule, **{k: _like(getattr(rule, k), k, v) for k, v in params.items() if k in own})
 
     return dataclasses.replace(composite, dense=replaced(composite.dense), conv=replaced(composite.conv),
                                first=replaced(composite.first))

@@ -126,6 +126,12 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise :class:`MlrsError` naming the first invalid option."""
+        for name, kind, word in (("loss", str, "a name"), ("model", str, "a name"), ("data", str, "a path"),
+                                 ("split", str, "a name"), ("optimizer", str, "a name"), ("distribute", str, "a name"),
+                                 ("upsampling", str, "a name"), ("loss_params", dict, "a table of name = value"),
+                                 ("model_params", dict, "a table of name = value")):
+            if not isinstance(getattr(self, name), kind):
+                raise InvalidParameterError(f"{name} must be {word}, got {getattr(self, name)!r}.")
         losses.get(self.loss, **self.loss_params)
         MODELS.check(self.model, self.model_params)
         for name, lo in (("epochs", 1), ("batch_size", 1), ("keep_every", 0)):

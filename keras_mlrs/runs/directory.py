@@ -27,6 +27,7 @@ import csv
 import io
 import json
 import warnings
+import zipfile
 from pathlib import Path
 
 import keras
@@ -139,9 +140,14 @@ class RunDirectory:
         if not path.exists():
             return empty_state()
         try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as err:
+            state = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise RunError(f"{path} is not valid JSON ({err}); the run directory is damaged.") from None
+        if not (isinstance(state, dict) and isinstance(state.get("epoch"), int) and isinstance(state.get("history"), list)
+                and (state.get("best") is None or isinstance(state["best"], dict))):
+            raise RunError(f"{path} is not the state of a run (an object with epoch, history and best); the run "
+                           "directory is damaged.")
+        return state
 
     def write_state(self, state: dict) -> None:
         atomic_write_text(self.path / STATE, json.dumps(state, indent=1))
@@ -227,6 +233,13 @@ def model_file(source, checkpoint: str | None = None) -> Path:
     return path
 
 
+def check_keras_file(path) -> None:
+    """A one-line :class:`RunError` unless ``path`` is a ``.keras`` file (a zip archive)."""
+    if not zipfile.is_zipfile(path):
+        raise RunError(f"{path} is not a Keras model file: a .keras file is a zip archive and this one is not "
+                       "(damaged, cut short, or another format).")
+
+
 def load_model(source, compile: bool = True, checkpoint: str | None = None):
     """A trained model from a local path: a run directory (its ``checkpoint``, default the
     final epoch's ``last.keras``), a ``.keras`` file, or a folder in Keras' saved-model
@@ -242,6 +255,7 @@ def load_model(source, compile: bool = True, checkpoint: str | None = None):
                            "directories only.")
     else:
         path = model_file(path, checkpoint)
+        check_keras_file(path)
     try:
         with warnings.catch_warnings():  # a model saved before its first step has no optimizer state yet
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")

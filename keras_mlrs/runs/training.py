@@ -25,7 +25,7 @@ from keras_mlrs.bigearthnet import split_name
 from keras_mlrs.core import losses, metrics, optimizers
 from keras_mlrs.data import load, open_source
 from keras_mlrs.errors import MlrsError, RunError
-from keras_mlrs.files import atomic_save_model, atomic_write_text, folder_lock, holds_anything
+from keras_mlrs.files import atomic_save_model, atomic_write_text, folder_lock, holds_anything, make_folder
 from keras_mlrs.runs.config import TrainConfig
 from keras_mlrs.runs.directory import (
     BEST_METRIC,
@@ -33,6 +33,7 @@ from keras_mlrs.runs.directory import (
     METRICS,
     TENSORBOARD,
     RunDirectory,
+    check_keras_file,
     empty_state,
     load_model,
 )
@@ -188,7 +189,7 @@ def _prepare_run_dir(run: RunDirectory, overwrite: bool) -> None:
         with folder_lock(path, "training"):  # a run another process is training is never replaced
             pass
         shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
+    make_folder(path)
 
 
 def train(config: TrainConfig, run_dir, *, overwrite: bool = False, callbacks=(), on_start=None) -> dict:
@@ -225,7 +226,17 @@ def resume(run_dir, *, callbacks=(), on_start=None) -> dict:
 def _model(config: TrainConfig, run: RunDirectory, state: dict):
     """The model to train: the last checkpoint of a resumed run, else a new compiled one."""
     if state["epoch"]:
-        model = keras.saving.load_model(run.checkpoint(state["epoch"]), safe_mode=True)
+        checkpoint = run.checkpoint(state["epoch"])
+        if not checkpoint.is_file():
+            raise RunError(f"run {run.path} has no checkpoint of its last completed epoch ({checkpoint.name}); the run "
+                           "directory is damaged: start the run again with `overwrite=True`.")
+        check_keras_file(checkpoint)
+        try:
+            model = keras.saving.load_model(checkpoint, safe_mode=True)
+        except Exception as err:  # noqa: BLE001 - any reason a damaged file does not load, in one line
+            raise RunError(f"cannot load {checkpoint} to resume from ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0] if str(err) else ''}); the run directory is damaged: start "
+                           "the run again with `overwrite=True`.") from None
         _restore_rng(model, state.get("rng", []))
         return model
     model = models.get(config.model, **config.model_params)

@@ -63,6 +63,17 @@ def test_unknown_loss_is_a_one_line_error_without_traceback(capsys):
     one_line_error(run_mlrs_here(capsys, "demo", "--loss", "focall"), "unknown loss 'focall'", "Did you mean 'focal'?")
 
 
+def test_user_errors_exit_1_and_show_their_traceback_with_mlrs_debug(capsys, monkeypatch):
+    from keras_mlrs.errors import MlrsError
+
+    usage = run_mlrs_here(capsys, "classes", "--v2")  # Click's own usage error keeps status 2
+    assert usage.returncode == 2
+    one_line_error(run_mlrs_here(capsys, "data", "verify", "/nowhere"), "no readable manifest.json")
+    monkeypatch.setenv("MLRS_DEBUG", "1")
+    with pytest.raises(MlrsError, match="no readable manifest.json"):
+        run_mlrs_here(capsys, "data", "verify", "/nowhere")
+
+
 def test_library_references_become_the_commands_flags_and_commands():
     assert render_error("choose another `out` or pass `overwrite=True`.") == "choose another --out or pass --overwrite."
     assert render_error("use `split='random'` (with `seed` and `fractions`)") == "use --split random (with --seed and --fractions)"

@@ -125,7 +125,7 @@ def test_bad_evaluation_inputs_are_one_line_errors(trained, prepared, tmp_path, 
     (relabelled / "manifest.json").write_text(json.dumps(manifest))
     one_line_error(run_mlrs_here(capsys, "evaluate", trained, "--data", relabelled), "another nomenclature")
     (tmp_path / "not-a-model.keras").write_text("hello")
-    one_line_error(run_mlrs_here(capsys, "evaluate", tmp_path / "not-a-model.keras"), "cannot load")
+    one_line_error(run_mlrs_here(capsys, "evaluate", tmp_path / "not-a-model.keras"), "is not a Keras model file")
     one_line_error(run_mlrs_here(capsys, "predict", trained, tmp_path / "nowhere"), "nowhere")
     one_line_error(run_mlrs_here(capsys, "evaluate", trained, "--decision", "sparsemax_support", "--threshold", "0.3"),
                    "--threshold does not apply")

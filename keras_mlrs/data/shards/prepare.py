@@ -207,6 +207,8 @@ def _exit_with_parent(parent: int) -> None:
 
 def _claim_output(out: Path, plan: dict, overwrite: bool):
     plan_file = out / "plan.json"
+    if out.exists() and not out.is_dir():
+        raise PrepareError(f"{out} is a file; give a folder for the shards.")
     if out.exists() and holds_anything(out):
         existing = json.loads(plan_file.read_text()) if plan_file.exists() else None
         if existing is None:  # never delete a folder that keras-mlrs did not write

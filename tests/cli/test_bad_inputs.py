@@ -1,0 +1,61 @@
+"""Bad input over every command, as probed by an adversarial user: each is one line on
+stderr naming the problem, exit status 1, no traceback, and nothing written."""
+
+import shutil
+
+import pytest
+
+from helpers import one_line_error, run_mlrs_here
+from keras_mlrs import data
+
+
+@pytest.fixture
+def probe(tmp_path, tiny_runs, prepared):
+    """Paths for the cases: a file where a folder is needed, damaged runs and models."""
+    run = tiny_runs["ranking"][0]
+    (tmp_path / "afile").write_text("a file, not a folder")
+    (tmp_path / "garbage.keras").write_text("not a zip")
+    (tmp_path / "loss_params.toml").write_text('loss = "bce"\nloss_params = 3\n')
+    (tmp_path / "data.toml").write_text("data = 7\n")
+    for name, state in (("list-state", "[1, 2]"), ("lost-checkpoint", None), ("bad-checkpoint", None)):
+        damaged = tmp_path / name
+        shutil.copytree(run, damaged)
+        if state is not None:
+            (damaged / "state.json").write_text(state)
+        else:
+            (damaged / "state.json").write_text((damaged / "state.json").read_text().replace('"finished": true',
+                                                                                          '"finished": false'))
+            last = sorted((damaged / "checkpoints").glob("epoch-*.keras"))[-1]
+            last.unlink()
+            if name == "bad-checkpoint":
+                last.write_text("cut short")
+    return {"tmp": tmp_path, "run": run, "prepared": prepared,
+            "sample": data.sample_path(), "patch": sorted(p for p in data.sample_path().iterdir() if p.is_dir())[0]}
+
+
+CASES = [
+    # (command line with {placeholders}, fragments of the one line)
+    ("train --data {prepared} --loss focal --loss-param gamma=abc --run-dir {tmp}/r", ["gamma must be a number", "'abc'"]),
+    ("train --config {tmp}/loss_params.toml --data {prepared} --run-dir {tmp}/r", ["loss_params must be a table"]),
+    ("train --config {tmp}/data.toml --run-dir {tmp}/r", ["data must be a path, got 7"]),
+    ("train --data {prepared} --run-dir {tmp}/afile/run", ["afile is a file, not a folder"]),
+    ("train --resume {tmp}/list-state", ["is not the state of a run", "damaged"]),
+    ("train --resume {tmp}/lost-checkpoint", ["has no checkpoint of its last completed epoch", "--overwrite"]),
+    ("train --resume {tmp}/bad-checkpoint", ["is not a Keras model file", "zip archive"]),
+    ("data prepare {sample} --out {tmp}/afile --split random", ["afile is a file"]),
+    ("evaluate {run} --out {tmp}/afile", ["afile is a file, not a folder"]),
+    ("evaluate {tmp}/garbage.keras", ["is not a Keras model file"]),
+    ("explain {patch} --model {run} -c 0 --param epsilon=abc --out {tmp}/e", ["LRP parameter epsilon must be a number"]),
+    ("explain {patch} --model {run} -c 0 --out {tmp}/afile", ["afile is a file, not a folder"]),
+    ("compare {run} --out {tmp}/afile", ["afile is a file, not a folder"]),
+    ("zoo build --data {prepared} --out {tmp}/afile --losses bce --epochs 1", ["afile is a file, not a folder"]),
+    ("data verify {tmp}/afile", ["no readable manifest.json"]),
+]
+
+
+@pytest.mark.parametrize("line, fragments", CASES, ids=[c[0].split(" {")[0] + f"-{i}" for i, c in enumerate(CASES)])
+def test_each_bad_input_is_one_line_that_writes_nothing(probe, capsys, line, fragments):
+    before = sorted(p.name for p in probe["tmp"].rglob("*"))
+    args = [a.format(**probe) for a in line.split()]
+    one_line_error(run_mlrs_here(capsys, *args), *fragments)
+    assert sorted(p.name for p in probe["tmp"].rglob("*")) == before
