@@ -25,7 +25,13 @@ from keras_mlrs.bigearthnet import split_name
 from keras_mlrs.core import losses, metrics, optimizers
 from keras_mlrs.data import load, open_source
 from keras_mlrs.errors import MlrsError, RunError
-from keras_mlrs.files import atomic_save_model, atomic_write_text, folder_lock, holds_anything, make_folder
+from keras_mlrs.files import (
+    atomic_save_model,
+    atomic_write_text,
+    folder_lock,
+    holds_anything,
+    make_folder,
+)
 from keras_mlrs.runs.config import TrainConfig
 from keras_mlrs.runs.directory import (
     BEST_METRIC,
