@@ -7,6 +7,7 @@ Keras (and so TensorFlow) is imported inside the commands that need it, so that
 
 import os
 import sys
+import warnings
 
 from rich.text import Text
 
@@ -23,10 +24,23 @@ from keras_mlrs.cli import losses, classes, data, train, evaluate, explain, comp
 DEBUG = "MLRS_DEBUG"
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """keras-mlrs' own warnings (a legitimate conversion, said once) as one line."""
+    if filename.startswith(_PACKAGE):
+        err_console.print(Text.assemble(("warning:", "bold yellow"), " ", str(message)), highlight=False, soft_wrap=True)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_show_warning = warnings.showwarning
+
+
 def main():
     """Entry point: runs the app, printing user errors on one line, in the command's terms,
     without a traceback (exit code 1; 2 stays Click's usage error). ``MLRS_DEBUG=1`` shows the
     traceback."""
+    warnings.showwarning = _one_line_warning
     try:
         app()
     except MlrsError as err:

@@ -15,6 +15,7 @@ patch (:meth:`Patch.stacked`) and, through the loader, for batches.
 
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,6 +161,26 @@ def _read_v1_labels(folder: Path, name: str):
     return labels
 
 
+def _as_digital_numbers(arr: np.ndarray, path: Path) -> np.ndarray:
+    """``arr`` as uint16 Sentinel-2 digital numbers, converted only when that loses nothing:
+    integer values of another type, or floats that are whole numbers (a one-line warning);
+    anything else (reflectances in 0–1, NaN, negative or too large values) is refused."""
+    if arr.dtype == np.uint16:
+        return arr
+    values = arr.astype("float64")
+    if not np.isfinite(values).all():
+        raise PatchError(f"{path.name} holds NaN or infinite values; give Sentinel-2 L2A digital numbers (uint16) "
+                         "with no missing pixels.")
+    low, high = float(values.min()), float(values.max())
+    if low < 0 or high > 65535 or not np.array_equal(values, np.rint(values)):
+        raise PatchError(f"{path.name} holds {arr.dtype} values from {low:g} to {high:g}, not Sentinel-2 L2A digital "
+                         "numbers (whole numbers 0-65535, reflectance × 10000); scale and convert it to uint16 first.")
+    if arr.dtype.kind == "f":
+        warnings.warn(f"{path.name}: its {arr.dtype} values are whole numbers, read as uint16 digital numbers.",
+                      stacklevel=3)
+    return values.astype(np.uint16)
+
+
 def read_multiband_tiff(path) -> Patch:
     """Read a 12-band GeoTIFF in stacked band order on a 120 × 120 grid."""
     path = Path(path)
@@ -176,8 +197,7 @@ def read_multiband_tiff(path) -> Patch:
     size = GROUP_SIZES["b10m"]
     if arr.shape[:2] != (size, size):
         raise PatchError(f"{path.name} is {arr.shape[0]} × {arr.shape[1]} pixels; expected {size} × {size}.")
-    if arr.dtype != np.uint16:
-        arr = np.clip(np.rint(arr), 0, 65535).astype(np.uint16)
+    arr = _as_digital_numbers(arr, path)
     groups, start = {}, 0
     for group, bands in GROUPS.items():
         block = arr[..., start : start + len(bands)].astype("float64")

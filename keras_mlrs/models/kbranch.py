@@ -29,6 +29,7 @@ import keras
 
 from keras_mlrs.bigearthnet import GROUP_SIZES, GROUPS, NUM_CLASSES
 from keras_mlrs.core.layers import BandNormalization
+from keras_mlrs.errors import InvalidParameterError
 
 #: (filters, kernel, pool) per conv block of each branch.
 BRANCHES = {
@@ -38,6 +39,21 @@ BRANCHES = {
 }
 #: The study's width of the branch and fusion blocks (the official code's: 128).
 STUDY_UNITS = 1024
+
+
+def _check(units, width, l2, rates) -> None:
+    if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+        raise InvalidParameterError(f"units must be a whole number >= 1, got {units!r}.")
+    for name, value in (("width", width), ("l2", l2)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise InvalidParameterError(f"{name} must be a number, got {value!r}.")
+    if width <= 0 or round(32 * width) < 1:
+        raise InvalidParameterError(f"width must give every convolution at least one filter (width >= 1/32), got {width!r}.")
+    if l2 < 0:
+        raise InvalidParameterError(f"l2 must be >= 0, got {l2!r}.")
+    for rate in rates:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise InvalidParameterError(f"dropout rates must be in [0, 1), got {rate!r}.")
 
 
 def kbranch_cnn(
@@ -71,6 +87,7 @@ def kbranch_cnn(
         A functional ``keras.Model`` taking ``{"b10m", "b20m", "b60m"}`` uint16 inputs and
         returning float32 logits ``[batch, num_classes]``.
     """
+    _check(units, width, l2, (conv_dropout, branch_dropout, fusion_dropout, classifier_dropout))
     penalty = keras.regularizers.L2(l2 / 2) if l2 else None
 
     def fc_block(x, prefix, rate):
@@ -86,7 +103,7 @@ def kbranch_cnn(
         x = BandNormalization(bands, name=f"{group}_normalization")(x)
         for i, (filters, kernel, pool) in enumerate(blocks, start=1):
             prefix = f"{group}_block{i}"
-            x = keras.layers.Conv2D(max(1, round(filters * width)), kernel, padding="same", use_bias=False,
+            x = keras.layers.Conv2D(round(filters * width), kernel, padding="same", use_bias=False,
                                     kernel_regularizer=penalty, name=f"{prefix}_conv")(x)
             x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
             x = keras.layers.ReLU(name=f"{prefix}_relu")(x)

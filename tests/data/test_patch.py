@@ -112,3 +112,26 @@ def test_a_header_claiming_a_huge_raster_is_refused_before_allocating(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak < 10 * 2**20, peak  # well under the claimed raster (1.8 GB for the first)
+
+
+def test_float_geotiffs_are_read_only_when_nothing_is_lost(sample, tmp_path):
+    """Whole-number floats are digital numbers (one warning); reflectances in 0-1 or NaN would
+    change the prediction silently if rounded, so they are refused with the fix."""
+    import tifffile
+
+    folder = sorted(p for p in sample.iterdir() if p.is_dir())[0]
+    stacked = data.read_patch(folder).stacked()
+    reference = tmp_path / "dn.tif"
+    tifffile.imwrite(reference, stacked, photometric="minisblack", planarconfig="contig")
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, stacked.astype("float32"), photometric="minisblack", planarconfig="contig")
+    with pytest.warns(UserWarning, match="values are whole numbers, read as uint16 digital numbers"):
+        patch = data.read_patch(whole)
+    expected = data.read_patch(reference)
+    assert all(np.array_equal(patch.groups[g], expected.groups[g]) for g in GROUPS)
+    for name, values, message in (("reflectance.tif", stacked / 10000.0, "not Sentinel-2 L2A digital numbers"),
+                                  ("nan.tif", np.where(stacked > 500, np.nan, stacked).astype("float32"), "NaN"),
+                                  ("negative.tif", stacked.astype("float32") - 1e4, "not Sentinel-2 L2A")):
+        tifffile.imwrite(tmp_path / name, values.astype("float32"), photometric="minisblack", planarconfig="contig")
+        with pytest.raises(PatchError, match=message):
+            data.read_patch(tmp_path / name)

@@ -77,6 +77,11 @@ def test_the_registry_builds_by_name_and_checks_parameters():
         models.get("resnet5")
     with pytest.raises(MlrsError, match="model 'kbranch' has no parameter 'fc_units'; its parameters: units"):
         models.get("kbranch", fc_units=3)
+    for params, message in (({"width": 0}, "at least one filter"), ({"width": 0.01}, "at least one filter"),
+                            ({"units": 0}, "units must be a whole number"), ({"conv_dropout": 1.0}, r"in \[0, 1\)"),
+                            ({"l2": -1}, "l2 must be >= 0"), ({"width": "wide"}, "width must be a number")):
+        with pytest.raises(MlrsError, match=message):
+            models.get("kbranch", **params)
 
 
 def test_kbranch_trains_on_the_sample_and_round_trips_in_safe_mode(prepared, tmp_path):

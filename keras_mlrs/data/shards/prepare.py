@@ -160,13 +160,19 @@ def prepare(
         "split_scheme": source.split_scheme,
         "shards": {j.file: [r.name for r in j.patches] for j in jobs},
     }
+    created = not out.exists() or not holds_anything(out)
     _claim_output(out, plan, overwrite)
-    with folder_lock(out, "prepare"):  # a second prepare into `out` must not remove this one's shards
-        _start_writing(out, plan)
-        return _write(out, plan, jobs, skipped, workers, strict, progress)
+    try:
+        with folder_lock(out, "prepare"):  # a second prepare into `out` must not remove this one's shards
+            _start_writing(out, plan)
+            return _write(out, plan, jobs, skipped, workers, strict, progress, archive)
+    except PrepareError:
+        if created:  # nothing usable came of it: leave no folder that looks like a start
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
-def _write(out: Path, plan: dict, jobs, skipped, workers, strict, progress) -> dict:
+def _write(out: Path, plan: dict, jobs, skipped, workers, strict, progress, archive) -> dict:
     total = sum(len(j.patches) for j in jobs)
     if workers is None:  # a process pool only pays off past its start-up (TensorFlow import)
         workers = (os.cpu_count() or 1) if total >= 2000 else 1
@@ -189,6 +195,10 @@ def _write(out: Path, plan: dict, jobs, skipped, workers, strict, progress) -> d
                 if progress:
                     progress(done, total)
     manifest = _manifest(plan, results, skipped)
+    if not any(entry["records"] for entry in manifest["splits"].values()):
+        name, reason = next(iter(manifest["skipped"].items()), ("?", "?"))
+        raise PrepareError(f"every patch of {archive} was skipped ({len(manifest['skipped'])} in all, e.g. {name}: "
+                           f"{reason}); nothing was prepared.")
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     return manifest
 

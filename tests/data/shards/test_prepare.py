@@ -95,10 +95,18 @@ def damaged(sample, tmp_path):
 
 def test_bad_patches_are_skipped_and_listed(damaged, tmp_path):
     root, defects = damaged
+    with pytest.raises(MlrsError, match=r"every patch of .* was skipped \(\d+ in all, e.g. "):
+        data.prepare(root, tmp_path / "none", split="random", workers=1)  # every usable patch is damaged
+    assert not (tmp_path / "none").exists()  # and nothing that looks like a start is left
+    good = next(p for p in sorted(data.sample_path().iterdir()) if p.is_dir() and p.name in SAMPLE_TRAIN)
+    copy = root / f"{good.name}_copy"
+    copy.mkdir()
+    for f in good.iterdir():
+        shutil.copy(f, copy / f.name.replace(good.name, copy.name))
     m = data.prepare(root, tmp_path / "out", split="random", workers=1)
     for name, reason in defects.items():
         assert reason in m["skipped"][name], (name, m["skipped"].get(name))
-    assert all(e["records"] == 0 for e in m["splits"].values())  # every usable patch was damaged
+    assert sum(e["records"] for e in m["splits"].values()) == 1  # the one intact patch
     with pytest.raises(MlrsError, match="`strict=True` stops at the first bad patch"):
         data.prepare(root, tmp_path / "strict", split="random", workers=1, strict=True)
 
