@@ -76,7 +76,7 @@ def train_command(
     ctx: typer.Context,
     loss: str = typer.Option(None, "--loss", help="Loss to train with (see `mlrs losses`; default bce)."),
     loss_param: list[str] = typer.Option(None, "--loss-param", help="Loss hyperparameter as name=value (repeatable)."),
-    data: str = typer.Option(None, "--data", help="Prepared shards, official TFRecords or a raw archive (default: the bundled sample)."),
+    data: str = typer.Option(None, "--data", help="Prepared shards, official TFRecords or a raw archive; `sample` is the 6 bundled patches (when no such path exists)."),
     split: str = typer.Option(None, "--split", help="auto, official or random (raw archives; default auto)."),
     fractions: str = typer.Option(None, "--fractions", help="train,validation,test of --split random (default 0.6,0.2,0.2)."),
     model: str = typer.Option(None, "--model", help="Architecture: kbranch (default) or resnet50."),
@@ -111,8 +111,8 @@ def train_command(
         given["jit"] = jit
     if fractions is not None:
         given["fractions"] = fractions.split(",")  # parsed and checked by TrainConfig.validate
-    if data is not None and data != "":
-        given["data"] = str(Path(data).expanduser().resolve())
+    if data is not None:
+        given["data"] = "" if data == SAMPLE and not Path(data).exists() else str(Path(data).expanduser().resolve())
     loss_params = dict(runs.parse_param(p) for p in loss_param or [])
     loss_params.update({k: _cli_value(v) for k, v in hparams.items() if v is not None})
     model_params = dict(runs.parse_param(p) for p in model_param or [])
@@ -131,11 +131,20 @@ def train_command(
         given["model_params"] = model_params
     if config is not None:
         cfg = runs.TrainConfig.from_toml(config, overrides=given)
+        named = "data" in given or "data" in runs.config.toml_keys(config)
     else:
         cfg = runs.TrainConfig.from_dict(given, source="command line")
+        named = "data" in given
+    if not named:  # 80 epochs on six patches is never what was meant
+        raise MlrsError("give the data to train on: --data DIR (prepared shards, official TFRecords or a raw "
+                        f"archive), or --data {SAMPLE} for the 6 patches bundled with keras-mlrs.")
     if run_dir is None:
         run_dir = Path("runs") / f"{cfg.loss}-{datetime.now():%Y%m%d-%H%M%S}"
     _run_training(lambda **kw: runs.train(cfg, run_dir, overwrite=overwrite, **kw))
+
+
+#: `--data sample`: the bundled 6-patch sample.
+SAMPLE = "sample"
 
 
 def _cli_value(value):

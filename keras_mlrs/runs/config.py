@@ -164,6 +164,12 @@ class TrainConfig:
         return "random" if not self.data else "official"
 
 
+def toml_keys(path) -> set:
+    """The options a configuration file sets (read after :meth:`TrainConfig.from_toml` has
+    checked it)."""
+    return set(tomllib.loads(Path(path).read_text()))
+
+
 def parse_param(text: str) -> tuple[str, object]:
     """``"name=value"`` from the command line: the value read as JSON when it parses (numbers,
     ``true``, ``null``, lists), else kept as a string."""

@@ -109,6 +109,9 @@ def test_bad_training_inputs_are_one_line_errors_that_write_nothing(prepared, tm
     one_line_error(run_mlrs_here(capsys, "train", "--model", "resnet5", *common), "unknown model", "resnet50")
     one_line_error(run_mlrs_here(capsys, "train", "--data", data.sample_path(), "--split", "official", "--run-dir", run),
                    "no patch in the 'validation' split", "--split random", "--seed", "--fractions")
+    # no data named: not 80 epochs on the six bundled patches, but a one-line error naming the way to them
+    one_line_error(run_mlrs_here(capsys, "train", "--loss", "bce", "--run-dir", run), "give the data to train on",
+                   "--data sample")
     assert not run.exists()
     run.mkdir()
     (run / "notes.txt").write_text("mine")
