@@ -12,22 +12,18 @@ from pathlib import Path
 import typer
 from typer.core import TyperCommand
 
+from keras_mlrs.cli import registry
 from keras_mlrs.cli.app import TRAINING, app, console, err_console, overall_table, quiet_tensorflow
-from keras_mlrs.errors import MlrsError
+from keras_mlrs.errors import MlrsError, choose
 
 # -- mlrs train ------------------------------------------------------------------------------
 
 
 def _hparams() -> dict:
-    """hyperparameter -> {loss: default}, read off the loss registry (imports Keras, so
-    only when `mlrs train` itself is parsed, never for `mlrs --help`)."""
-    quiet_tensorflow()
-    # Keras loads with the registry: only when `mlrs train` is parsed
-    from keras_mlrs.core import losses
-
+    """hyperparameter -> {loss: default}, from the registry's static description (no Keras)."""
     index: dict = {}
-    for name in losses.names():
-        for hparam, default in losses.spec(name).hyperparameters.items():
+    for name, hparams in registry.LOSSES.items():
+        for hparam, default in hparams.items():
             index.setdefault(hparam, {})[name] = default
     return index
 
@@ -97,6 +93,10 @@ def train_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
 ):
     """Train a model on BigEarthNet with any registered loss; writes a run directory."""
+    if loss is not None:  # a mistyped name answers before Keras loads (names as the registries normalise them)
+        choose("loss", loss.strip().lower().replace("-", "_"), registry.LOSSES)
+    if model is not None:
+        choose("model", model.strip().lower(), registry.MODELS)
     quiet_tensorflow()
     from keras_mlrs import runs  # the library loads with the command (Keras off the --help path)
 

@@ -1,0 +1,27 @@
+"""The command line's static description of the registries is the registries, and lets
+`mlrs train --help` and a mistyped name answer without loading Keras."""
+
+import subprocess
+import sys
+
+from helpers import MLRS
+from keras_mlrs import models
+from keras_mlrs.cli import registry
+from keras_mlrs.core import losses
+
+
+def test_the_static_registry_equals_the_real_ones():
+    assert registry.LOSSES == {name: losses.spec(name).hyperparameters for name in losses.names()}
+    assert list(registry.MODELS) == models.names()
+
+
+def test_train_help_and_a_mistyped_loss_answer_without_keras():
+    watch = ("import atexit, sys; atexit.register(lambda: print('HEAVY', sorted(m for m in ('keras', 'tensorflow', "
+             "'jax') if m in sys.modules)))\n")
+    for args, code, text in ((["train", "--help"], 0, "--pair-reduction"),
+                             (["train", "--loss", "focall", "--data", "sample"], 1, "Did you mean 'focal'?")):
+        out = subprocess.run([sys.executable, "-c", watch + MLRS, *args], capture_output=True, text=True,
+                             env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, timeout=60)
+        assert out.returncode == code, out.stderr[-2000:]
+        assert text in out.stdout + out.stderr
+        assert "HEAVY []" in out.stdout, out.stdout[-500:]
