@@ -46,6 +46,7 @@ def pull_command(
 
     folder = hub.resolve(f"hf://{hub.repo_id(repo)}", revision)
     model = runs.load_model(folder)
+    hub.check_model(model, f"hf://{hub.repo_id(repo)}")
     card = hub.read_card(folder)
     meta = card.data.to_dict().get(hub.CARD_KEY, {}) if card else {}
     table = Table(title=f"hf://{hub.repo_id(repo)}" + (f" @ {revision}" if revision else ""))

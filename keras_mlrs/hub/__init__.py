@@ -12,6 +12,7 @@ from keras_mlrs.hub.card import (
     CARD_KEY,
     NOMENCLATURE,
     check_declaration,
+    check_model,
     declaration,
     model_card,
     read_card,
@@ -28,6 +29,6 @@ from keras_mlrs.hub.repository import (
 )
 
 __all__ = [
-    "CARD_KEY", "NOMENCLATURE", "HubError", "check_declaration", "declaration", "download", "export",
+    "CARD_KEY", "NOMENCLATURE", "HubError", "check_declaration", "check_model", "declaration", "download", "export",
     "from_pretrained", "is_exported_folder", "load_model", "model_card", "push", "read_card", "repo_id", "resolve",
 ]

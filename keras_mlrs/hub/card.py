@@ -79,6 +79,15 @@ def check_declaration(meta, source: str) -> None:
                        f"{expected[0]} nor its stacked order {expected[1]['stacked']}; it cannot be fed correctly.")
 
 
+def check_model(model, source: str) -> None:
+    """Refuse a model that does not output one logit per BigEarthNet-19 class, whatever its
+    card declares (a 43-class model under a BigEarthNet-19 card would mislabel every class)."""
+    classes = int(model.outputs[0].shape[-1])
+    if classes != len(CLASS_NAMES):
+        raise HubError(f"{source}: the model outputs {classes} logits, but keras-mlrs models predict the "
+                       f"{len(CLASS_NAMES)} classes of {NOMENCLATURE}; the repository is not a keras-mlrs model.")
+
+
 def read_card(folder):
     """The :class:`huggingface_hub.ModelCard` of an exported or downloaded folder (None when
     it has no ``README.md``)."""
@@ -177,5 +186,6 @@ def _training_table(config, state) -> str:
 
 
 
-__all__ = ["CARD_KEY", "IMAGES", "LICENSE", "NOMENCLATURE", "TAGS", "check_declaration", "declaration", "model_card",
+__all__ = ["CARD_KEY", "IMAGES", "LICENSE", "NOMENCLATURE", "TAGS", "check_declaration", "check_model", "declaration",
+           "model_card",
            "read_card", "template_text"]

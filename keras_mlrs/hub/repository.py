@@ -28,7 +28,15 @@ from keras_mlrs.data import read_patch
 from keras_mlrs.errors import HubError
 from keras_mlrs.explain import heatmaps, render
 from keras_mlrs.files import OWNER_MARK, atomic_folder, check_replaceable
-from keras_mlrs.hub.card import CARD_KEY, IMAGES, LICENSE, check_declaration, model_card, read_card
+from keras_mlrs.hub.card import (
+    CARD_KEY,
+    IMAGES,
+    LICENSE,
+    check_declaration,
+    check_model,
+    model_card,
+    read_card,
+)
 from keras_mlrs.runs import plots
 from keras_mlrs.runs.directory import CONFIG, HISTORY, RunDirectory
 from keras_mlrs.runs.directory import load_model as load_local_model
@@ -74,8 +82,12 @@ def download(source: str, revision: str | None = None) -> Path:
                            "with `hf auth login` for a private repository.") from None
         if kind == "RevisionNotFoundError":
             raise HubError(f"hf://{name} has no revision '{revision}'; leave `revision` out for the main branch.") from None
-        raise HubError(f"hf://{name}{at} is neither in the local Hugging Face cache nor reachable on the Hub ({kind}); "
-                       "check the name, or connect once without HF_HUB_OFFLINE to download it.") from None
+        if huggingface_hub.constants.HF_HUB_OFFLINE:
+            raise HubError(f"hf://{name}{at} is not in the local Hugging Face cache ({huggingface_hub.constants.HF_HUB_CACHE}) "
+                           "and HF_HUB_OFFLINE is set, so it was not downloaded; unset HF_HUB_OFFLINE to download it "
+                           "once.") from None
+        raise HubError(f"hf://{name}{at} is not in the local Hugging Face cache and the Hub could not be reached "
+                       f"({kind}); check the network (or a proxy), then try again.") from None
     return Path(folder)
 
 
@@ -100,7 +112,11 @@ def load_model(source, revision: str | None = None, compile: bool = True, checkp
     """A model from any source a command takes: a run directory (its ``checkpoint``, default
     the final epoch's), a ``.keras`` file, an exported folder or ``hf://ORG/NAME``
     (:func:`resolve`, then :func:`keras_mlrs.runs.load_model`)."""
-    return load_local_model(resolve(source, revision), compile=compile, checkpoint=checkpoint)
+    path = resolve(source, revision)
+    model = load_local_model(path, compile=compile, checkpoint=checkpoint)
+    if path != Path(str(source)) or is_exported_folder(path):  # from the Hub, or an export: its card spoke for it
+        check_model(model, str(source))
+    return model
 
 
 def from_pretrained(source: str, revision: str | None = None, compile: bool = True):

@@ -170,7 +170,7 @@ def test_published_models_load_and_explain_offline_through_hf(study, tmp_path, c
     np.testing.assert_allclose(np.load(tmp_path / "explained" / f"{patch.name}_lrp.npy"), local.relevance,
                                rtol=1e-5, atol=1e-7 * float(np.abs(local.relevance).max()))
     one_line_error(run_mlrs_here(capsys, "pull", f"{ORG}/ben19-kbranch-focal"),
-                   f"hf://{ORG}/ben19-kbranch-focal is neither in the local Hugging Face cache")
+                   f"hf://{ORG}/ben19-kbranch-focal is not in the local Hugging Face cache")
 
 
 def test_bad_zoo_and_compare_inputs_are_one_line_errors_that_write_nothing(study, tmp_path, capsys):

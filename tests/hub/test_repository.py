@@ -4,6 +4,7 @@ cards, and pushing through huggingface_hub's API (replaced by a recorder: nothin
 uploaded). TensorFlow backend (the CLI's)."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -97,14 +98,14 @@ def test_a_model_from_a_seeded_cache_loads_offline_by_every_name(run, exported, 
     expected = runs.load_model(run).predict_on_batch(x)
     for name, revision in ((REPO, None), (f"hf://{REPO}", None), (REPO, "v1")):
         np.testing.assert_array_equal(keras_mlrs.from_pretrained(name, revision=revision).predict_on_batch(x), expected)
-    with pytest.raises(hub.HubError, match="hf://test-org/absent is neither in the local Hugging Face cache"):
+    with pytest.raises(hub.HubError, match="hf://test-org/absent is not in the local Hugging Face cache .* and "
+                                           "HF_HUB_OFFLINE is set"):
         keras_mlrs.from_pretrained("test-org/absent")
     with pytest.raises(hub.HubError, match="HF_HUB_OFFLINE"):
         keras_mlrs.from_pretrained(REPO, revision="v2")
 
 
 def _with_card(exported, tmp_path, name, change):
-    import shutil
 
     folder = tmp_path / name
     shutil.copytree(exported, folder)
@@ -134,6 +135,18 @@ def test_cards_declaring_another_nomenclature_class_order_or_band_layout_are_ref
             hub.from_pretrained(str(folder))
         with pytest.raises(hub.HubError, match=message):
             hub.load_model(folder)  # every --model takes the same path
+
+
+def test_a_model_of_another_class_count_under_a_bigearthnet_19_card_is_refused(exported, tmp_path):
+    """The card says BigEarthNet-19 but the weights are a 43-class model's: refused on load."""
+    folder = tmp_path / "forty-three"
+    shutil.copytree(exported, folder)
+    other = keras.Sequential([keras.Input((120, 120, 12)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(43)])
+    keras.saving.save_model(other, tmp_path / "saved", zipped=False)
+    for name in ("config.json", "model.weights.h5", "metadata.json"):
+        shutil.copy(tmp_path / "saved" / name, folder / name)
+    with pytest.raises(hub.HubError, match="the model outputs 43 logits, but keras-mlrs models predict the 19"):
+        hub.load_model(folder)
 
 
 def test_repository_ids_must_be_org_slash_name():
@@ -168,6 +181,19 @@ class RecordingApi:
         RecordingApi.calls.append(("upload_folder", repo_id, revision, files, card.data.model_name))
 
 
+def test_an_unreachable_hub_is_named_as_such_when_not_offline(monkeypatch):
+    import huggingface_hub
+
+    def unreachable(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
+    with pytest.raises(hub.HubError, match="not in the local Hugging Face cache and the Hub could not be reached") as err:
+        hub.download("test-org/absent")
+    assert "HF_HUB_OFFLINE" not in str(err.value)
+
+
 def test_push_creates_the_repository_and_branch_and_uploads_the_export(run, exported, monkeypatch):
     import huggingface_hub
 
@@ -196,5 +222,5 @@ def test_bad_push_and_pull_inputs_are_one_line_errors(run, tmp_path, capsys, off
     one_line_error(run_mlrs_here(capsys, "push", unfinished, "--repo", "a/b", "--to", tmp_path / "x"),
                    "has no finished model", "mlrs train --resume")
     one_line_error(run_mlrs_here(capsys, "pull", "test-org/absent"),
-                   "hf://test-org/absent is neither in the local Hugging Face cache", "HF_HUB_OFFLINE")
+                   "hf://test-org/absent is not in the local Hugging Face cache", "HF_HUB_OFFLINE is set")
     assert not (tmp_path / "x").exists()
