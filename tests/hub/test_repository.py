@@ -106,7 +106,6 @@ def test_a_model_from_a_seeded_cache_loads_offline_by_every_name(run, exported, 
 
 
 def _with_card(exported, tmp_path, name, change):
-
     folder = tmp_path / name
     shutil.copytree(exported, folder)
     card = ModelCard.load(folder / "README.md")
