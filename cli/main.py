@@ -12,7 +12,7 @@ import warnings
 from rich.text import Text
 
 from keras_mlrs.cli.app import app, err_console, render_error
-from keras_mlrs.errors import MlrsError
+from keras_mlrs.errors import MlrsError, printable
 
 # the commands register themselves on import, in this order: the order of `mlrs --help`
 # isort: off
@@ -46,7 +46,7 @@ def main():
     except MlrsError as err:
         if os.environ.get(DEBUG) == "1":
             raise
-        err_console.print(Text.assemble(("error:", "bold red"), " ", render_error(str(err))), highlight=False,
+        err_console.print(Text.assemble(("error:", "bold red"), " ", render_error(printable(err))), highlight=False,
                           soft_wrap=True)
         sys.exit(1)
 

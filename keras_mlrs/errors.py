@@ -77,6 +77,12 @@ class HubError(MlrsError):
     """A Hub repository, model card or upload that cannot be used as asked."""
 
 
+def printable(text) -> str:
+    """Text (a file name, a message naming one) that can be printed and written to JSON:
+    bytes of a file name that are not UTF-8 are shown as ``\\xff``."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def did_you_mean(name, choices: Iterable) -> str:
     """A ``' Did you mean 'x'?'`` suffix when ``name`` is close to one of ``choices``."""
     match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)

@@ -19,7 +19,7 @@ import numpy as np
 from keras_mlrs.bigearthnet import CLASS_NAMES, GROUP_SIZES, GROUPS, STACKED_BANDS
 from keras_mlrs.core.decision import rule_of
 from keras_mlrs.data import read_patch, sample_path
-from keras_mlrs.errors import InvalidParameterError, choose
+from keras_mlrs.errors import InvalidParameterError, choose, printable
 from keras_mlrs.explain.bridge import innvestigate_lrp
 from keras_mlrs.explain.engine import class_indices, lrp
 from keras_mlrs.models import input_layout, patch_inputs
@@ -152,7 +152,7 @@ def explain_patch(model, patch, classes=None, all_predicted: bool = False, prese
     first = {k: v[0] for k, v in relevance.items()} if isinstance(relevance, dict) else relevance[0]
     truth = None if patch.labels is None else [bool(patch.labels[c]) for c in wanted]
     return Explanation(
-        patch=patch.name, model=model.name, preset=preset, engine=engine, classes=wanted,
+        patch=printable(patch.name), model=model.name, preset=preset, engine=engine, classes=wanted,
         relevance=to_10m_grid(first, layout), scores=[float(confidence[c]) for c in wanted],
         predicted=[bool(chosen[c]) for c in wanted], in_truth=truth, rgb=rgb_composite(patch), geo=patch.geo,
         bands=bands,

@@ -15,7 +15,15 @@ from typing import ClassVar
 from keras_mlrs.bigearthnet import GROUP_SIZES, GROUPS, NUM_CLASSES, split_name
 from keras_mlrs.data.patch import Patch, is_patch_folder, read_patch_folder
 from keras_mlrs.data.splits import SCHEMES, assign_splits, describe, parse_fractions
-from keras_mlrs.errors import ArchiveError, MlrsError, choose
+from keras_mlrs.errors import ArchiveError, MlrsError, choose, printable
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8, kept by the file system as surrogates
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,12 @@ class RawArchive(Source):
     def listing(self) -> tuple[list[PatchRef], dict[str, str]]:
         """The patches of the archive, sorted by name, and those it leaves out (name -> reason)."""
         if self._listing is None:
-            self._listing = self._list()
+            refs, skipped = self._list()
+            kept = [r for r in refs if _is_utf8(r.name)]
+            for ref in refs:
+                if not _is_utf8(ref.name):  # a name no manifest, record or terminal can hold
+                    skipped[printable(ref.name)] = "its name is not valid UTF-8; rename the folder (BigEarthNet's are ASCII)"
+            self._listing = kept, skipped
         return self._listing
 
     def assignment(self) -> tuple[dict[str, str], dict[str, str]]:

@@ -111,6 +111,21 @@ def test_bad_patches_are_skipped_and_listed(damaged, tmp_path):
         data.prepare(root, tmp_path / "strict", split="random", workers=1, strict=True)
 
 
+def test_a_patch_whose_name_is_not_utf8_is_skipped_not_fatal(sample, tmp_path):
+    import os
+
+    root = tmp_path / "archive"
+    shutil.copytree(sample, root)
+    victim = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name in SAMPLE_TRAIN)[0]
+    odd = os.fsdecode(b"S2A_\xff\xfe_" + victim.encode()[-8:])  # bytes a file system keeps, not UTF-8
+    os.rename(root / victim, root / odd)
+    for f in (root / odd).iterdir():
+        os.rename(f, root / odd / f.name.replace(victim, odd))
+    m = data.prepare(root, tmp_path / "out", split="random", workers=1)
+    assert "not valid UTF-8" in m["skipped"]["S2A_\\xff\\xfe_" + victim[-8:]]
+    assert sum(e["records"] for e in m["splits"].values()) == 4  # the other usable patches
+
+
 def test_output_folder_holding_another_dataset_is_refused(sample, tmp_path):
     data.prepare(sample, tmp_path / "out", workers=1)
     with pytest.raises(MlrsError, match="already holds a different dataset"):
