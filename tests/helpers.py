@@ -84,7 +84,7 @@ def seed_hub_cache(folder, repo: str, cache, commit: str = "0" * 40, branch: str
     (root / "blobs").mkdir(parents=True, exist_ok=True)
     snapshot = root / "snapshots" / commit
     for path in sorted(Path(folder).rglob("*")):
-        if not path.is_file():
+        if not path.is_file() or path.name.startswith(".keras-mlrs"):  # the output mark is not uploaded
             continue
         content = path.read_bytes()
         blob = root / "blobs" / hashlib.sha256(content).hexdigest()

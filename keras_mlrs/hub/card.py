@@ -20,6 +20,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from keras_mlrs.bigearthnet import CLASS_NAMES, GROUP_SIZES, GROUPS, STACKED_BANDS, STATS_SOURCE
 from keras_mlrs.core import decision, losses
 from keras_mlrs.core.metrics import SCORES, STUDY_AVERAGES
+from keras_mlrs.data.shards.format import sha256
 from keras_mlrs.errors import HubError
 from keras_mlrs.models import input_layout
 from keras_mlrs.runs.evaluation import checkpoint_title, overall_markdown, per_class_markdown
@@ -79,6 +80,25 @@ def check_declaration(meta, source: str) -> None:
                        f"{expected[0]} nor its stacked order {expected[1]['stacked']}; it cannot be fed correctly.")
 
 
+#: The model files whose SHA-256 a card declares and loading checks.
+MODEL_FILES = ("config.json", "metadata.json", "model.weights.h5")
+
+
+def file_hashes(folder) -> dict:
+    """SHA-256 of each of :data:`MODEL_FILES` in an exported folder."""
+    return {name: sha256(Path(folder) / name) for name in MODEL_FILES if (Path(folder) / name).is_file()}
+
+
+def check_files(meta, folder, source: str) -> None:
+    """Refuse a folder whose model files differ from the hashes its card declares (a damaged
+    download, weights zeroed or replaced in the cache)."""
+    for name, digest in ((meta or {}).get("files") or {}).items():
+        path = Path(folder) / name
+        if not path.is_file() or sha256(path) != digest:
+            raise HubError(f"{source}: {name} is not the file its model card declares (SHA-256 differs or the file is "
+                           "missing); the download is damaged: remove it from the Hugging Face cache and pull again.")
+
+
 def check_model(model, source: str) -> None:
     """Refuse a model that does not output one logit per BigEarthNet-19 class, whatever its
     card declares (a 43-class model under a BigEarthNet-19 card would mislabel every class)."""
@@ -114,13 +134,13 @@ def _eval_results(report: dict, split: str) -> list:
 
 
 def model_card(model, repo: str, config, state: dict, report: dict, lrp: dict, license: str = LICENSE,
-               recipe: dict | None = None) -> str:
+               recipe: dict | None = None, files: dict | None = None) -> str:
     """The model card (``README.md``): YAML metadata, then the text of ``zoo/model_card.md``."""
     spec = losses.spec(config.loss)
     split = report.get("split", "test")
     meta = declaration(model)
     meta.update({"loss": config.loss, "loss_params": {**spec.hyperparameters, **config.loss_params},
-                 "decision": report["decision"], "recipe": (recipe or {}).get("name")})
+                 "decision": report["decision"], "recipe": (recipe or {}).get("name"), "files": files})
     meta = {k: v for k, v in meta.items() if v is not None}
     data = ModelCardData(
         library_name="keras", license=license, tags=[*TAGS, f"loss-{config.loss.replace('_', '-')}"],

@@ -33,7 +33,9 @@ from keras_mlrs.hub.card import (
     IMAGES,
     LICENSE,
     check_declaration,
+    check_files,
     check_model,
+    file_hashes,
     model_card,
     read_card,
 )
@@ -104,7 +106,9 @@ def resolve(source, revision: str | None = None) -> Path:
     else:
         return Path(text)
     card = read_card(folder)
-    check_declaration(card.data.to_dict().get(CARD_KEY) if card else None, text)
+    meta = card.data.to_dict().get(CARD_KEY) if card else None
+    check_declaration(meta, text)
+    check_files(meta, folder, text)
     return folder
 
 
@@ -182,7 +186,8 @@ def export(run_dir, folder, repo: str, split: str = "test", license: str = LICEN
         shutil.copyfile(run / CONFIG, staging / "training" / "config.toml")
         shutil.copyfile(run / HISTORY, staging / "training" / "history.csv")
         (staging / "training" / "evaluation.json").write_text(json.dumps(report, indent=1))
-        card = model_card(model, repo, config, state, report, lrp, license=license, recipe=recipe)
+        card = model_card(model, repo, config, state, report, lrp, license=license, recipe=recipe,
+                          files=file_hashes(staging))
         (staging / "README.md").write_text(card)
     return folder
 

@@ -137,9 +137,10 @@ def test_cards_declaring_another_nomenclature_class_order_or_band_layout_are_ref
 
 
 def test_a_model_of_another_class_count_under_a_bigearthnet_19_card_is_refused(exported, tmp_path):
-    """The card says BigEarthNet-19 but the weights are a 43-class model's: refused on load."""
-    folder = tmp_path / "forty-three"
-    shutil.copytree(exported, folder)
+    """The card says BigEarthNet-19 but the weights are a 43-class model's: refused on load
+    (here a card without file hashes, as older exports have, so the class count is what
+    catches it)."""
+    folder = _with_card(exported, tmp_path, "forty-three", lambda meta: meta.pop("files"))
     other = keras.Sequential([keras.Input((120, 120, 12)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(43)])
     keras.saving.save_model(other, tmp_path / "saved", zipped=False)
     for name in ("config.json", "model.weights.h5", "metadata.json"):
@@ -178,6 +179,18 @@ class RecordingApi:
                        and not any(fnmatch.fnmatch(str(p.relative_to(folder_path)), g) for g in ignore_patterns))
         card = ModelCard.load(Path(folder_path) / "README.md")
         RecordingApi.calls.append(("upload_folder", repo_id, revision, files, card.data.model_name))
+
+
+def test_weights_changed_in_the_cache_are_refused(exported, offline_cache):
+    """The card declares the SHA-256 of the model files: weights zeroed in the cache (here:
+    the blob behind model.weights.h5) are refused instead of loading as a silently wrong model."""
+    snapshot = seed_hub_cache(exported, REPO, offline_cache)
+    meta = ModelCard.load(exported / "README.md").data.to_dict()[hub.CARD_KEY]
+    assert set(meta["files"]) == {"config.json", "metadata.json", "model.weights.h5"}
+    weights = (snapshot / "model.weights.h5").resolve()
+    weights.write_bytes(bytes(weights.stat().st_size))
+    with pytest.raises(hub.HubError, match="model.weights.h5 is not the file its model card declares"):
+        hub.from_pretrained(REPO)
 
 
 def test_an_unreachable_hub_is_named_as_such_when_not_offline(monkeypatch):
