@@ -5,6 +5,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from keras_mlrs.cli import registry
 from keras_mlrs.cli.app import RESULTS, app, console, quiet_tensorflow, say
 
 
@@ -22,6 +23,7 @@ def compare_command(
 ):
     """The study's comparison for any runs: Table 6.1, per-class F1, learning curves, learning
     efficiency and LRP heatmaps, as Markdown and a self-contained HTML page."""
+    registry.check_names(preset=preset, bands=bands, classes=classes)  # before Keras loads
     quiet_tensorflow()
     # the library loads with the command (Keras off --help)
     from keras_mlrs.core.metrics import STUDY_AVERAGES

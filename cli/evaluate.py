@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from keras_mlrs.cli import registry
 from keras_mlrs.cli.app import (
     RESULTS,
     DecisionOption,
@@ -49,6 +50,7 @@ def evaluate_command(
     figure: Path = typer.Option(None, "--figure", help="Write the per-class F1 bar chart here (PNG)."),
 ):
     """The study's tables for a trained model: P/R/F1 micro/macro/weighted/samples, per class, ranking metrics."""
+    registry.check_names(decision=decision)  # before Keras loads
     quiet_tensorflow()
     from keras_mlrs import runs  # the library loads with the command (Keras off the --help path)
 
@@ -101,6 +103,7 @@ def predict_command(
     threshold: ThresholdOption = None,
 ):
     """Predicted label sets, with per-class scores, for single patches."""
+    registry.check_names(decision=decision)  # before Keras loads
     quiet_tensorflow()
     from keras_mlrs import runs  # the library loads with the command (Keras off the --help path)
     from keras_mlrs.data import read_patch

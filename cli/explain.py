@@ -5,6 +5,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from keras_mlrs.cli import registry
 from keras_mlrs.cli.app import RESULTS, app, console, load_model, quiet_tensorflow
 from keras_mlrs.errors import InvalidParameterError
 
@@ -26,6 +27,7 @@ def explain_command(
 ):
     """LRP heatmaps of patches: <name>_lrp.png (RGB beside one heatmap per class),
     <name>_lrp.npy (relevance per class and band, 10 m grid) and <name>_lrp.tif (GeoTIFF)."""
+    registry.check_names(preset=preset, bands=bands, classes=classes)  # before Keras loads
     quiet_tensorflow()
     # the library loads with the command (Keras off the --help path)
     from keras_mlrs.data import read_patch

@@ -1,5 +1,5 @@
 """The registries as the command line shows them before any command runs: loss names and
-their hyperparameters, model names. ``mlrs train --help`` and an argument mistake answer from
+their hyperparameters, model names, LRP presets, decision rules, heatmap band sets. ``mlrs train --help`` and an argument mistake answer from
 here without importing Keras (and so TensorFlow); ``tests/cli/test_registry.py`` checks this
 against the real registries, so a new loss or hyperparameter fails the tests until it is
 added here."""
@@ -20,3 +20,31 @@ LOSSES = {
 }
 #: As ``keras_mlrs.models.names()``.
 MODELS = ("kbranch", "resnet50")
+#: As ``keras_mlrs.explain.composites.PRESETS.names()``.
+PRESETS = ("lrp.z", "lrp.epsilon", "lrp.alpha_beta", "lrp.alpha_1_beta_0", "lrp.alpha_2_beta_1", "lrp.z_plus",
+           "lrp.flat", "lrp.w_square", "lrp.gamma", "lrp.sequential_preset_a", "lrp.sequential_preset_b",
+           "lrp.sequential_preset_a_flat", "lrp.sequential_preset_b_flat")
+#: As ``keras_mlrs.core.decision.names()``.
+DECISIONS = ("sigmoid", "logit", "sparsemax_support")
+#: As ``keras_mlrs.explain.heatmaps.BAND_SETS``.
+BAND_SETS = ("rgb", "10m", "all")
+
+
+def check_names(*, loss=None, model=None, preset=None, decision=None, bands=None, classes=()) -> None:
+    """A one-line error for a mistyped name among these, before Keras loads."""
+    from keras_mlrs.bigearthnet import class_index  # BigEarthNet's facts: no Keras
+    from keras_mlrs.errors import choose
+
+    if loss is not None:  # as the loss registry normalises names
+        choose("loss", loss.strip().lower().replace("-", "_"), LOSSES)
+    if model is not None:
+        choose("model", model.strip().lower(), MODELS)
+    if preset is not None:
+        choose("LRP preset", preset.strip().lower(), PRESETS)
+    if decision is not None:
+        choose("decision rule", decision.strip().lower(), DECISIONS)
+    if bands is not None:
+        choose("band set", bands, BAND_SETS)
+    for c in classes or ():
+        class_index(c)
+

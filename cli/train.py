@@ -14,7 +14,7 @@ from typer.core import TyperCommand
 
 from keras_mlrs.cli import registry
 from keras_mlrs.cli.app import TRAINING, app, console, err_console, overall_table, quiet_tensorflow
-from keras_mlrs.errors import MlrsError, choose
+from keras_mlrs.errors import MlrsError
 
 # -- mlrs train ------------------------------------------------------------------------------
 
@@ -93,10 +93,7 @@ def train_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
 ):
     """Train a model on BigEarthNet with any registered loss; writes a run directory."""
-    if loss is not None:  # a mistyped name answers before Keras loads (names as the registries normalise them)
-        choose("loss", loss.strip().lower().replace("-", "_"), registry.LOSSES)
-    if model is not None:
-        choose("model", model.strip().lower(), registry.MODELS)
+    registry.check_names(loss=loss, model=model)  # a mistyped name answers before Keras loads
     quiet_tensorflow()
     from keras_mlrs import runs  # the library loads with the command (Keras off the --help path)
 

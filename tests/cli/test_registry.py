@@ -11,15 +11,25 @@ from keras_mlrs.core import losses
 
 
 def test_the_static_registry_equals_the_real_ones():
+    from keras_mlrs.core import decision
+    from keras_mlrs.explain import composites, heatmaps
+
     assert registry.LOSSES == {name: losses.spec(name).hyperparameters for name in losses.names()}
     assert list(registry.MODELS) == models.names()
+    assert list(registry.PRESETS) == composites.PRESETS.names()
+    assert list(registry.DECISIONS) == decision.names()
+    assert list(registry.BAND_SETS) == list(heatmaps.BAND_SETS)
 
 
 def test_train_help_and_a_mistyped_loss_answer_without_keras():
     watch = ("import atexit, sys; atexit.register(lambda: print('HEAVY', sorted(m for m in ('keras', 'tensorflow', "
              "'jax') if m in sys.modules)))\n")
     for args, code, text in ((["train", "--help"], 0, "--pair-reduction"),
-                             (["train", "--loss", "focall", "--data", "sample"], 1, "Did you mean 'focal'?")):
+                             (["train", "--loss", "focall", "--data", "sample"], 1, "Did you mean 'focal'?"),
+                             (["explain", "p.tif", "--model", "m", "--class", "urban"], 1, "'Urban fabric'"),
+                             (["explain", "p.tif", "--model", "m", "-c", "0", "--preset", "lrp.eps"], 1, "lrp.epsilon"),
+                             (["compare", "r", "--bands", "rgbn"], 1, "unknown band set 'rgbn'"),
+                             (["evaluate", "r", "--decision", "sigmod"], 1, "Did you mean 'sigmoid'?")):
         out = subprocess.run([sys.executable, "-c", watch + MLRS, *args], capture_output=True, text=True,
                              env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, timeout=60)
         assert out.returncode == code, out.stderr[-2000:]

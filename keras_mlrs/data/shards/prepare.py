@@ -160,7 +160,7 @@ def prepare(
         "split_scheme": source.split_scheme,
         "shards": {j.file: [r.name for r in j.patches] for j in jobs},
     }
-    created = not out.exists() or not holds_anything(out)
+    created = not out.exists() or (out.is_dir() and not holds_anything(out))
     _claim_output(out, plan, overwrite)
     try:
         with folder_lock(out, "prepare"):  # a second prepare into `out` must not remove this one's shards
