@@ -31,7 +31,7 @@ def patch_folder():
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """The study's path through the CLI: `mlrs demo` (the sample prepared, bce and sparsemax
-    trained at the official width for one epoch into runs/), `mlrs zoo build` of bce (built by
+    trained narrow for one epoch into runs/), `mlrs zoo build` of bce (built by
     the demo in the zoo's layout) and focal, `mlrs zoo list`, `mlrs compare` of bce and
     sparsemax, and `mlrs zoo publish --to` of those two."""
     from typer.testing import CliRunner
@@ -46,10 +46,10 @@ def study(tmp_path_factory):
         assert result.exit_code == 0, (args, result.output, result.exception)
         return result.output
 
-    demo = mlrs("demo", "--out", root, "--epochs", "1")
+    demo = mlrs("demo", "--out", root, "--epochs", "1", "--units", "16")  # narrow: the pipeline is the point
     zoo_dir = root / "runs"
     build = mlrs("zoo", "build", "--data", root / "data", "--out", zoo_dir, "--losses", "bce,focal", "--epochs", "1",
-                 "--model-param", "units=128")  # the official width, as the demo (the study's is tested in tests/models)
+                 "--model-param", "units=16")  # as narrow as the demo's (the study's width is tested in tests/models)
     listing = mlrs("zoo", "list", "--dir", zoo_dir, "--org", ORG)
     report = mlrs("compare", *(zoo_dir / r for r in RECIPES), "--out", root / "report", "--patch", patch_folder(),
                   "--class", "Urban fabric", "--class", "11")
@@ -84,7 +84,7 @@ def test_zoo_build_trains_each_recipe_once_and_skips_finished_ones(study):
         assert state["finished"] and state["epoch"] == 1
         assert (zoo_dir / name / "evaluation-test" / "report.json").is_file()
     assert runs.RunDirectory(zoo_dir / "focal").config() == zoo.recipes()["focal"].config(
-        study["root"] / "data", epochs=1, model_params={"units": 128})
+        study["root"] / "data", epochs=1, model_params={"units": 16})
     assert "ben19-kbranch-sparsemax" in study["list"] and "yes (1 epochs)" in study["list"]
     assert zoo.status(zoo_dir, zoo.recipes()["hamming"])["state"] == "not built"
 

@@ -109,7 +109,7 @@ def test_mirrored_training_on_two_logical_cpu_devices(tmp_path):
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from keras_mlrs import runs
         seen = {{}}
-        config = runs.TrainConfig(loss="sparsemax", data={str(prepared)!r}, epochs=2, batch_size=2,
+        config = runs.TrainConfig(loss="sparsemax", data={str(prepared)!r}, epochs=1, batch_size=2,
                                   distribute="mirrored", model_params={TINY!r})
         result = runs.train(config, {str(tmp_path / "run")!r}, on_start=seen.update)
         print(json.dumps({{"replicas": seen["replicas"], "f1": result["samples"]["f1"]}}))
@@ -121,7 +121,7 @@ def test_mirrored_training_on_two_logical_cpu_devices(tmp_path):
     assert result["replicas"] == 2
     assert 0.0 <= result["f1"] <= 1.0
     history = read_history(tmp_path / "run")
-    assert len(history) == 2 and all(np.isfinite(r["loss"]) for r in history)
+    assert len(history) == 1 and all(np.isfinite(r["loss"]) for r in history)
 
 
 def test_multiworker_without_tf_config_is_a_clear_error(prepared, tmp_path, monkeypatch):
