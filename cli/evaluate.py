@@ -18,6 +18,7 @@ from keras_mlrs.cli.app import (
     quiet_tensorflow,
 )
 from keras_mlrs.errors import InvalidParameterError
+from keras_mlrs.files import check_folder_path
 
 
 def _decision(decision, threshold, model):
@@ -51,6 +52,9 @@ def evaluate_command(
 ):
     """The study's tables for a trained model: P/R/F1 micro/macro/weighted/samples, per class, ranking metrics."""
     registry.check_names(decision=decision)  # before Keras loads
+    for folder in (out, csv_dir, *(p.parent for p in (json_path, markdown_path, figure) if p)):
+        if folder is not None:
+            check_folder_path(folder)  # before the evaluation, not after it
     quiet_tensorflow()
     from keras_mlrs import runs  # the library loads with the command (Keras off the --help path)
 

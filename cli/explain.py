@@ -8,6 +8,7 @@ from rich.table import Table
 from keras_mlrs.cli import registry
 from keras_mlrs.cli.app import RESULTS, app, console, load_model, quiet_tensorflow
 from keras_mlrs.errors import InvalidParameterError
+from keras_mlrs.files import check_folder_path
 
 
 @app.command("explain", rich_help_panel=RESULTS)
@@ -28,6 +29,7 @@ def explain_command(
     """LRP heatmaps of patches: <name>_lrp.png (RGB beside one heatmap per class),
     <name>_lrp.npy (relevance per class and band, 10 m grid) and <name>_lrp.tif (GeoTIFF)."""
     registry.check_names(preset=preset, bands=bands, classes=classes)  # before Keras loads
+    check_folder_path(out)  # before the relevance is computed, not after
     quiet_tensorflow()
     # the library loads with the command (Keras off the --help path)
     from keras_mlrs.data import read_patch

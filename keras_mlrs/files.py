@@ -39,6 +39,16 @@ def make_folder(folder) -> Path:
     return folder
 
 
+def check_folder_path(folder) -> None:
+    """Before any work: a one-line :class:`OutputError` when a file stands where ``folder``
+    or one of its parents would be made (what :func:`make_folder` would find out later)."""
+    for path in (Path(folder), *Path(folder).parents):
+        if path.exists():
+            if not path.is_dir():
+                raise OutputError(f"{path} is a file, not a folder; give another output path.")
+            return
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -20,6 +20,7 @@ from pathlib import Path
 from keras_mlrs.core import losses
 from keras_mlrs.data import detect_format
 from keras_mlrs.errors import MlrsError, Registry
+from keras_mlrs.files import check_folder_path
 from keras_mlrs.hub import repository
 from keras_mlrs.runs import RunDirectory, TrainConfig, resume, run_report, train
 
@@ -111,6 +112,7 @@ def build(data, out_dir, names=None, epochs: int | None = None, batch_size: int 
     from their last completed epoch (with their saved configuration). Returns
     ``{name: {"state": "skipped" | "resumed" | "trained", "run_dir", "test": report}}``."""
     chosen = select(names)
+    check_folder_path(out_dir)
     data = Path(data).expanduser()
     if not data.exists():
         raise MlrsError(f"{data} does not exist; prepare BigEarthNet first (`keras_mlrs.data.prepare()`).")

@@ -28,6 +28,7 @@ from keras_mlrs.errors import MlrsError, RunError
 from keras_mlrs.files import (
     atomic_save_model,
     atomic_write_text,
+    check_folder_path,
     folder_lock,
     holds_anything,
     make_folder,
@@ -217,6 +218,7 @@ def train(config: TrainConfig, run_dir, *, overwrite: bool = False, callbacks=()
             written; nothing is left behind when the first epoch does not complete.
     """
     config.validate()
+    check_folder_path(run_dir)
     return _run(config, RunDirectory(run_dir), resume=False, overwrite=overwrite, callbacks=callbacks,
                 on_start=on_start)
 
