@@ -5,6 +5,7 @@ independent references (rasterio reads, JSON labels) the data is checked against
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -234,3 +235,17 @@ def float64_mode():
 
         return jax.enable_x64(True)
     return contextlib.nullcontext()
+
+
+def replicate_patches(sample, root, copies):
+    """A larger v1 archive: the 5 usable sample patches, each copied under new names that the
+    random split accepts."""
+    root.mkdir()
+    for folder in sorted(p for p in sample.iterdir() if p.is_dir() and p.name != SAMPLE_SNOW):
+        for k in range(copies):
+            name = f"{folder.name}_copy{k:03d}"
+            dst = root / name
+            dst.mkdir()
+            for f in folder.iterdir():
+                shutil.copy(f, dst / f.name.replace(folder.name, name))
+    return root
