@@ -40,7 +40,6 @@ from keras_mlrs.runs.directory import (
     METRICS,
     TENSORBOARD,
     RunDirectory,
-    check_keras_file,
     empty_state,
     load_model,
 )
@@ -238,13 +237,7 @@ def _model(config: TrainConfig, run: RunDirectory, state: dict):
         if not checkpoint.is_file():
             raise RunError(f"run {run.path} has no checkpoint of its last completed epoch ({checkpoint.name}); the run "
                            "directory is damaged: start the run again with `overwrite=True`.")
-        check_keras_file(checkpoint)
-        try:
-            model = keras.saving.load_model(checkpoint, safe_mode=True)
-        except Exception as err:  # noqa: BLE001 - any reason a damaged file does not load, in one line
-            raise RunError(f"cannot load {checkpoint} to resume from ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else ''}); the run directory is damaged: start "
-                           "the run again with `overwrite=True`.") from None
+        model = load_model(checkpoint)  # safe mode; a damaged file is a one-line RunError
         _restore_rng(model, state.get("rng", []))
         return model
     model = models.get(config.model, **config.model_params)
