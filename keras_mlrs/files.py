@@ -32,8 +32,8 @@ def make_folder(folder) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
-        raise OutputError(f"{blocking} is a file, not a folder; give another output path.") from None
+        check_folder_path(folder)  # names the file in the way
+        raise OutputError(f"cannot make the folder {folder}: a file stands in its way.") from None
     except OSError as err:
         raise OutputError(f"cannot make the folder {folder}: {err.strerror}.") from None
     return folder
