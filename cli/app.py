@@ -4,7 +4,6 @@ of library errors in the command's own terms, the study's overall table, quiet T
 import logging
 import os
 import re
-import sys
 from typing import Annotated
 
 import typer
@@ -44,21 +43,12 @@ def say(text: str) -> None:
 
 
 def quiet_tensorflow():
-    """No TensorFlow log noise on the console: its C++ start-up messages (TensorFlow 2.21
-    prints some through absl whatever TF_CPP_MIN_LOG_LEVEL says, so stderr is closed while
-    Keras and TensorFlow load) and its Python logger's warnings."""
+    """No TensorFlow log noise on the console: Keras and TensorFlow load quietly (see
+    :func:`keras_mlrs._quietly`), then TensorFlow's C++ and Python loggers say only errors."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    if "keras" not in sys.modules:
-        sys.stderr.flush()
-        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, 2)
-        try:
-            import keras  # noqa: F401 - loads the backend (TensorFlow included) with stderr closed
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(null)
+    import keras  # noqa: F401 - loads the backend (TensorFlow included)
+
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 

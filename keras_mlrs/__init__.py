@@ -25,6 +25,7 @@ models that use them.
 import importlib
 import importlib.abc
 import importlib.util
+import os
 import sys
 
 from keras_mlrs.errors import MlrsError
@@ -63,32 +64,73 @@ def from_pretrained(source: str, revision: str | None = None, compile: bool = Tr
     return load(source, revision=revision, compile=compile)
 
 
-class _RegisterWithKeras(importlib.abc.MetaPathFinder):
-    """Imports :mod:`keras_mlrs.core` (which registers keras-mlrs' objects with Keras' serialization)
-    right after Keras itself is imported, so that ``import keras_mlrs`` does not load Keras."""
+#: whether the user set TensorFlow's C++ log level before keras-mlrs was imported
+_USER_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL" in os.environ
+
+
+def _quietly(load):
+    """``load()`` with the process's stderr closed, unless the user set TensorFlow's log level.
+
+    TensorFlow 2.21 prints C++ start-up lines (oneDNN, CPU features) through absl while it is
+    imported, whatever ``TF_CPP_MIN_LOG_LEVEL`` says; a library should not. Python errors of the
+    import still propagate as exceptions. A user who set ``TF_CPP_MIN_LOG_LEVEL`` before importing
+    keras-mlrs sees everything TensorFlow prints at that level (the variable is read then: JAX
+    and the ``mlrs`` command set it later for their own reasons)."""
+    if _USER_LOG_LEVEL:
+        return load()
+    try:
+        sys.stderr.flush()
+        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no file descriptor 2 to close (an embedded interpreter)
+        return load()
+    os.dup2(null, 2)
+    try:
+        return load()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+class _QuietKeras(importlib.abc.MetaPathFinder):
+    """Imports TensorFlow and Keras quietly (see :func:`_quietly`) and imports
+    :mod:`keras_mlrs.core` (which registers keras-mlrs' objects with Keras' serialization) right
+    after Keras itself, so that ``import keras_mlrs`` loads neither.
+
+    It stays on ``sys.meta_path``: TensorFlow asks for Keras' spec without importing it, and
+    under JAX TensorFlow may be imported after Keras."""
+
+    WATCHED = ("keras", "tensorflow")
+
+    def __init__(self):
+        self.finding = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "keras":
+        if name not in self.WATCHED or self.finding:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        self.finding = True  # the module's own spec, from the finders after this one
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.finding = False
         if spec is not None and spec.loader is not None:
-            spec.loader = _ThenRegister(spec.loader)
+            spec.loader = _Quiet(spec.loader, register=name == "keras")
         return spec
 
 
-class _ThenRegister(importlib.abc.Loader):
-    """Keras' own loader, followed by the import of :mod:`keras_mlrs.core`."""
+class _Quiet(importlib.abc.Loader):
+    """A module's own loader, run quietly, followed by the import of :mod:`keras_mlrs.core` for Keras."""
 
-    def __init__(self, loader):
-        self.loader = loader
+    def __init__(self, loader, register: bool):
+        self.loader, self.register = loader, register
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
-        self.loader.exec_module(module)
-        importlib.import_module("keras_mlrs.core")
+        _quietly(lambda: self.loader.exec_module(module))
+        if self.register:
+            importlib.import_module("keras_mlrs.core")
 
     def __getattr__(self, name):  # the rest of the loader's interface (resources, source...)
         return getattr(self.loader, name)
@@ -96,8 +138,8 @@ class _ThenRegister(importlib.abc.Loader):
 
 if "keras" in sys.modules:
     importlib.import_module("keras_mlrs.core")
-elif not any(isinstance(finder, _RegisterWithKeras) for finder in sys.meta_path):
-    sys.meta_path.insert(0, _RegisterWithKeras())
+elif not any(isinstance(finder, _QuietKeras) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _QuietKeras())
 
 
 __all__ = ["MlrsError", "__version__", "from_pretrained", *_MODULES]

@@ -113,6 +113,21 @@ def test_import_is_cheap_and_registers_the_keras_objects_whichever_comes_first()
         assert done.stdout.strip().splitlines()[-1] == "[]", first
 
 
+
+def test_keras_and_tensorflow_load_quietly_through_the_library():
+    """TensorFlow 2.21 prints C++ start-up lines (oneDNN, CPU features) on import whatever
+    TF_CPP_MIN_LOG_LEVEL says; loaded through keras-mlrs (the user did not set the level), nothing
+    reaches stderr, and keras-mlrs' objects are registered."""
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    code = ("import keras_mlrs, keras_mlrs.core.losses, tensorflow, keras; "
+            "print(keras.saving.get_registered_object('keras_mlrs>Focal') is not None)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**env, "KERAS_BACKEND": "tensorflow"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True"]
+    assert done.stderr == ""
+
+
 PUBLIC = [
     "keras_mlrs.from_pretrained", "keras_mlrs.MlrsError", "keras_mlrs.__version__",
     "keras_mlrs.losses.get", "keras_mlrs.losses.Focal", "keras_mlrs.losses.focal", "keras_mlrs.metrics.standard",
