@@ -256,9 +256,45 @@ def load_model(source, compile: bool = True, checkpoint: str | None = None):
     else:
         path = model_file(path, checkpoint)
         check_keras_file(path)
-    try:
-        with warnings.catch_warnings():  # a model saved before its first step has no optimizer state yet
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            return keras.saving.load_model(path, compile=compile, safe_mode=True)
-    except Exception as err:  # noqa: BLE001 - any reason a file is not a loadable model
-        raise RunError(f"cannot load {source} as a Keras model: {str(err).splitlines()[0]}") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model = keras.saving.load_model(path, compile=compile, safe_mode=True)
+        except Exception as err:  # noqa: BLE001 - any reason a file is not a loadable model
+            raise RunError(f"cannot load {source} as a Keras model: {_load_problem(path, err)}") from None
+    for warning in caught:
+        text = str(warning.message)
+        if WEIGHTS_LEFT_OUT in text:  # Keras loads the model and leaves some layers untrained
+            raise RunError(f"cannot load {source} as a Keras model: its weights do not fit its architecture "
+                           f"({text.split(':')[0].strip()}); {DAMAGED}")
+        if not text.startswith("Skipping variable loading for optimizer"):  # a model saved before its first step
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return model
+
+
+#: the warning Keras gives when a model loads with some of its layers left freshly initialized
+WEIGHTS_LEFT_OUT = "retain their freshly-initialized weights"
+#: what to do about a damaged model file
+DAMAGED = "the file is damaged, cut short, or holds another model's weights: download or save it again."
+
+
+def _load_problem(path: Path, err: Exception) -> str:
+    """Why Keras could not load ``path``, in one line (its own messages run over many lines, and
+    a folder whose weights file is unreadable fails inside Keras with an unrelated error)."""
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    weights = path / "model.weights.h5"
+    if isinstance(err, UnboundLocalError) and path.is_dir():
+        if not weights.is_file():
+            return f"{weights.name} is missing from the folder; {DAMAGED}"
+        try:
+            import h5py  # Keras' weights format: only this diagnosis opens the file itself
+
+            h5py.File(weights, "r").close()
+        except Exception as why:  # noqa: BLE001 - any reason the weights file is unreadable
+            return f"its weights file {weights.name} cannot be read ({str(why).splitlines()[0]}); {DAMAGED}"
+    if "Unable to synchronously open file" in first or "file signature not found" in first:
+        return f"its weights are not a readable HDF5 file ({first.split('(')[-1].rstrip(')')}); {DAMAGED}"
+    if "could not be loaded" in first:
+        return f"its weights do not fit its architecture ({first.split('.')[0]}); {DAMAGED}"
+    return first

@@ -1,8 +1,11 @@
 """Bad input over every command, as probed by an adversarial user: each is one line on
 stderr naming the problem, exit status 1, no traceback, and nothing written."""
 
+import io
 import shutil
+import zipfile
 
+import h5py
 import pytest
 
 from helpers import one_line_error, run_mlrs_here
@@ -29,6 +32,17 @@ def probe(tmp_path, tiny_runs, prepared):
             last.unlink()
             if name == "bad-checkpoint":
                 last.write_text("cut short")
+    with zipfile.ZipFile(run / "last.keras") as model:
+        members = {name: model.read(name) for name in model.namelist()}
+    empty = io.BytesIO()
+    h5py.File(empty, "w").close()
+    for name, weights in (("garbage-weights", b"x" * 4096), ("empty-weights", empty.getvalue())):
+        with zipfile.ZipFile(tmp_path / f"{name}.keras", "w") as model:
+            for member, content in members.items():
+                model.writestr(member, weights if member == "model.weights.h5" else content)
+    (tmp_path / "folder").mkdir()  # the exported layout, its weights cut short
+    for member, content in members.items():
+        (tmp_path / "folder" / member).write_bytes(content[:len(content) // 2] if member.endswith(".h5") else content)
     return {"tmp": tmp_path, "run": run, "prepared": prepared,
             "sample": data.sample_path(), "patch": sorted(p for p in data.sample_path().iterdir() if p.is_dir())[0]}
 
@@ -45,6 +59,9 @@ CASES = [
     ("data prepare {sample} --out {tmp}/afile --split random", ["afile is a file"]),
     ("evaluate {run} --out {tmp}/afile", ["afile is a file, not a folder"]),
     ("evaluate {tmp}/garbage.keras", ["is not a Keras model file"]),
+    ("evaluate {tmp}/garbage-weights.keras", ["its weights are not a readable HDF5 file", "download or save it again"]),
+    ("evaluate {tmp}/empty-weights.keras", ["its weights do not fit its architecture", "another model's weights"]),
+    ("evaluate {tmp}/folder", ["its weights file model.weights.h5 cannot be read", "truncated file"]),
     ("explain {patch} --model {run} -c 0 --param epsilon=abc --out {tmp}/e", ["LRP parameter epsilon must be a number"]),
     ("explain {patch} --model {run} -c 0 --out {tmp}/afile", ["afile is a file, not a folder"]),
     ("compare {run} --out {tmp}/afile", ["afile is a file, not a folder"]),
