@@ -24,6 +24,7 @@ def compare_command(
     """The study's comparison for any runs: Table 6.1, per-class F1, learning curves, learning
     efficiency and LRP heatmaps, as Markdown and a self-contained HTML page."""
     registry.check_names(preset=preset, bands=bands, classes=classes)  # before Keras loads
+    registry.check_paths(runs=runs, inputs=patch)
     quiet_tensorflow()
     # the library loads with the command (Keras off --help)
     from keras_mlrs.core.metrics import STUDY_AVERAGES

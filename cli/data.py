@@ -7,6 +7,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from keras_mlrs.cli import registry
 from keras_mlrs.cli.app import console, data_app, err_console, quiet_tensorflow
 
 
@@ -26,6 +27,7 @@ def data_prepare_command(
     max_extract_gb: float = typer.Option(150.0, "--max-extract-gb", min=0, help="For a tar archive: the most it may expand to (its temporary extraction is removed at the end)."),
 ):
     """Turn a BigEarthNet archive into sharded TFRecords plus manifest.json (resumable)."""
+    registry.check_paths(data=archive)  # before Keras loads
     quiet_tensorflow()
     # the library loads with the command (Keras off the --help path)
     from keras_mlrs.bigearthnet import SPLITS

@@ -52,6 +52,7 @@ def evaluate_command(
 ):
     """The study's tables for a trained model: P/R/F1 micro/macro/weighted/samples, per class, ranking metrics."""
     registry.check_names(decision=decision)  # before Keras loads
+    registry.check_paths(models=model, data=data)
     for folder in (out, csv_dir, *(p.parent for p in (json_path, markdown_path, figure) if p)):
         if folder is not None:
             check_folder_path(folder)  # before the evaluation, not after it
@@ -108,6 +109,7 @@ def predict_command(
 ):
     """Predicted label sets, with per-class scores, for single patches."""
     registry.check_names(decision=decision)  # before Keras loads
+    registry.check_paths(models=model, inputs=inputs)
     quiet_tensorflow()
     from keras_mlrs import runs  # the library loads with the command (Keras off the --help path)
     from keras_mlrs.data import read_patch

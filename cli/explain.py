@@ -29,6 +29,7 @@ def explain_command(
     """LRP heatmaps of patches: <name>_lrp.png (RGB beside one heatmap per class),
     <name>_lrp.npy (relevance per class and band, 10 m grid) and <name>_lrp.tif (GeoTIFF)."""
     registry.check_names(preset=preset, bands=bands, classes=classes)  # before Keras loads
+    registry.check_paths(inputs=inputs[:1] if compare else inputs, models=[model, *inputs[1:]] if compare else model)
     check_folder_path(out)  # before the relevance is computed, not after
     quiet_tensorflow()
     # the library loads with the command (Keras off the --help path)

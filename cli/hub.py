@@ -5,6 +5,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from keras_mlrs.cli import registry
 from keras_mlrs.cli.app import ZOO, app, console, quiet_tensorflow, say
 
 
@@ -19,6 +20,7 @@ def push_command(
     to: Path = typer.Option(None, "--to", help="Write the exact repository content to this folder instead of uploading."),
 ):
     """Publish a trained model to the Hugging Face Hub with its model card (or --to a folder)."""
+    registry.check_paths(runs=run)  # before Keras loads
     quiet_tensorflow()
     from keras_mlrs import hub  # the library loads with the command (Keras off the --help path)
 

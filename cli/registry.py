@@ -1,8 +1,11 @@
 """The registries as the command line shows them before any command runs: loss names and
 their hyperparameters, model names, LRP presets, decision rules, heatmap band sets. ``mlrs train --help`` and an argument mistake answer from
-here without importing Keras (and so TensorFlow); ``tests/cli/test_registry.py`` checks this
+here without importing Keras (and so TensorFlow), and so does a path argument that does not
+exist (:func:`check_paths`); ``tests/cli/test_registry.py`` checks this
 against the real registries, so a new loss or hyperparameter fails the tests until it is
 added here."""
+
+from pathlib import Path
 
 #: loss name -> {hyperparameter: default}, as ``keras_mlrs.core.losses.spec(name).hyperparameters``.
 LOSSES = {
@@ -48,3 +51,27 @@ def check_names(*, loss=None, model=None, preset=None, decision=None, bands=None
     for c in classes or ():
         class_index(c)
 
+
+
+#: kind of path argument -> what to give instead of one that does not exist
+PATH_KINDS = {
+    "models": "give a run directory, a .keras file, an exported model folder or hf://ORG/NAME",
+    "runs": "give a run directory written by mlrs train or mlrs zoo build",
+    "data": "give the path of BigEarthNet data (prepared shards, official TFRecords, a folder or tar of patches) or sample, the bundled patches",
+    "inputs": "give patch folders, band files of patches or 12-band GeoTIFFs",
+    "configs": "give a TOML file of the command's options",
+}
+
+
+def check_paths(**paths) -> None:
+    """A one-line error for a path argument that does not exist, before Keras loads: ``kind=``
+    one path or several, for each kind of :data:`PATH_KINDS` (``hf://`` models and the data
+    name ``sample`` are not paths)."""
+    from keras_mlrs.errors import InvalidParameterError  # the error types: no Keras
+
+    for kind, given in paths.items():
+        for path in given if isinstance(given, list | tuple) else [given]:
+            if path is None or str(path).startswith("hf://") or (kind == "data" and str(path) == "sample"):
+                continue
+            if not Path(path).exists():
+                raise InvalidParameterError(f"{path} does not exist; {PATH_KINDS[kind]}.")

@@ -94,6 +94,7 @@ def train_command(
 ):
     """Train a model on BigEarthNet with any registered loss; writes a run directory."""
     registry.check_names(loss=loss, model=model)  # a mistyped name answers before Keras loads
+    registry.check_paths(data=data, configs=config, runs=resume)
     quiet_tensorflow()
     from keras_mlrs import runs  # the library loads with the command (Keras off the --help path)
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from keras_mlrs.cli import registry
 from keras_mlrs.cli.app import console, quiet_tensorflow, say, zoo_app
 
 
@@ -52,6 +53,7 @@ def zoo_build_command(
 ):
     """Train each recipe (resumable: finished recipes are skipped, interrupted ones resumed)
     and evaluate it on the test split."""
+    registry.check_paths(data=data)  # before Keras loads
     quiet_tensorflow()
     # the library loads with the command (Keras off --help)
     from keras_mlrs.cli.progress import TrainingProgress

@@ -21,7 +21,7 @@ def test_the_static_registry_equals_the_real_ones():
     assert list(registry.BAND_SETS) == list(heatmaps.BAND_SETS)
 
 
-def test_train_help_and_a_mistyped_loss_answer_without_keras():
+def test_train_help_a_mistyped_name_and_a_missing_path_answer_without_keras():
     watch = ("import atexit, sys; atexit.register(lambda: print('HEAVY', sorted(m for m in ('keras', 'tensorflow', "
              "'jax') if m in sys.modules)))\n")
     for args, code, text in ((["train", "--help"], 0, "--pair-reduction"),
@@ -29,7 +29,11 @@ def test_train_help_and_a_mistyped_loss_answer_without_keras():
                              (["explain", "p.tif", "--model", "m", "--class", "urban"], 1, "'Urban fabric'"),
                              (["explain", "p.tif", "--model", "m", "-c", "0", "--preset", "lrp.eps"], 1, "lrp.epsilon"),
                              (["compare", "r", "--bands", "rgbn"], 1, "unknown band set 'rgbn'"),
-                             (["evaluate", "r", "--decision", "sigmod"], 1, "Did you mean 'sigmoid'?")):
+                             (["evaluate", "r", "--decision", "sigmod"], 1, "Did you mean 'sigmoid'?"),
+                             (["evaluate", "no-run"], 1, "no-run does not exist; give a run directory"),
+                             (["explain", "p.tif", "--model", "hf://o/m", "-c", "0"], 1, "p.tif does not exist; give patch"),
+                             (["train", "--data", "no-data"], 1, "no-data does not exist; give the path of BigEarthNet"),
+                             (["push", "no-run", "--repo", "o/m"], 1, "no-run does not exist; give a run directory")):
         out = subprocess.run([sys.executable, "-c", watch + MLRS, *args], capture_output=True, text=True,
                              env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, timeout=60)
         assert out.returncode == code, out.stderr[-2000:]
