@@ -188,8 +188,11 @@ def unpack_if_tar(path, max_extract_gb: float = MAX_EXTRACT_GB) -> Path:
     more than ``max_extract_gb`` of content, a full disk, Ctrl-C) is removed at once and
     raises a one-line :class:`ArchiveError`."""
     path = Path(path)
-    if not (path.is_file() and tarfile.is_tarfile(path)):
-        return path
+    try:
+        if not (path.is_file() and tarfile.is_tarfile(path)):
+            return path
+    except (EOFError, zlib.error, lzma.LZMAError) as err:  # a compressed stream cut short or damaged
+        raise ArchiveError(f"{path} is a damaged tar archive ({type(err).__name__}: {err}); download it again.") from None
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, max_extract_gb)
     if key not in _EXTRACTED:

@@ -183,6 +183,10 @@ def test_unsafe_damaged_or_too_large_tars_are_one_line_errors_that_leave_nothing
     damaged.write_bytes(noisy.read_bytes()[:150_000])
     with pytest.raises(ArchiveError, match="is a damaged tar archive"):
         unpack_if_tar(damaged)
+    header_only = tmp_path / "cut.tar.gz"  # cut within its gzip header: tarfile.is_tarfile raises EOFError
+    header_only.write_bytes(escape.read_bytes()[:20])
+    with pytest.raises(ArchiveError, match="is a damaged tar archive"):
+        unpack_if_tar(header_only)
     assert list(scratch.iterdir()) == [] and not (tmp_path / "outside.txt").exists()
     with pytest.raises(ArchiveError, match="expands to more than"):  # the same through prepare
         data.prepare(big, tmp_path / "out", max_extract_gb=0.001)
