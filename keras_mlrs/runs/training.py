@@ -24,7 +24,7 @@ from keras_mlrs import models
 from keras_mlrs.bigearthnet import split_name
 from keras_mlrs.core import losses, metrics, optimizers
 from keras_mlrs.data import load, open_source
-from keras_mlrs.errors import MlrsError, RunError
+from keras_mlrs.errors import MlrsError, RunError, printable
 from keras_mlrs.files import (
     atomic_save_model,
     atomic_write_text,
@@ -218,6 +218,11 @@ def train(config: TrainConfig, run_dir, *, overwrite: bool = False, callbacks=()
     """
     config.validate()
     check_folder_path(run_dir)
+    try:
+        str(run_dir).encode("utf-8")
+    except UnicodeEncodeError:  # bytes of a file name that are not UTF-8: TensorBoard cannot log there
+        raise RunError(f"run directory {printable(run_dir)} is not a UTF-8 path, which TensorBoard's logs need; "
+                       "choose another `run_dir`.") from None
     return _run(config, RunDirectory(run_dir), resume=False, overwrite=overwrite, callbacks=callbacks,
                 on_start=on_start)
 

@@ -2,6 +2,7 @@
 stderr naming the problem, exit status 1, no traceback, and nothing written."""
 
 import io
+import os
 import shutil
 import zipfile
 
@@ -43,7 +44,7 @@ def probe(tmp_path, tiny_runs, prepared):
     (tmp_path / "folder").mkdir()  # the exported layout, its weights cut short
     for member, content in members.items():
         (tmp_path / "folder" / member).write_bytes(content[:len(content) // 2] if member.endswith(".h5") else content)
-    return {"tmp": tmp_path, "run": run, "prepared": prepared,
+    return {"tmp": tmp_path, "run": run, "bad": os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9"), "prepared": prepared,
             "sample": data.sample_path(), "patch": sorted(p for p in data.sample_path().iterdir() if p.is_dir())[0]}
 
 
@@ -53,6 +54,7 @@ CASES = [
     ("train --config {tmp}/loss_params.toml --data {prepared} --run-dir {tmp}/r", ["loss_params must be a table"]),
     ("train --config {tmp}/data.toml --run-dir {tmp}/r", ["data must be a path, got 7"]),
     ("train --data {prepared} --run-dir {tmp}/afile/run", ["afile is a file, not a folder"]),
+    ("train --data {prepared} --run-dir {bad}/run", ["caf\\xe9/run is not a UTF-8 path", "--run-dir"]),
     ("train --resume {tmp}/list-state", ["is not the state of a run", "damaged"]),
     ("train --resume {tmp}/lost-checkpoint", ["has no checkpoint of its last completed epoch", "--overwrite"]),
     ("train --resume {tmp}/bad-checkpoint", ["is not a Keras model file", "zip archive"]),
