@@ -12,6 +12,7 @@ import io
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from keras_mlrs.bigearthnet import CLASS_NAMES
@@ -63,7 +64,8 @@ def evaluate(model, dataset, decision=None, max_samples: int = 2**18) -> dict:
     support = np.zeros(len(CLASS_NAMES), np.int64)
     patches = 0
     for x, y in dataset:
-        logits = model.predict_on_batch(x)
+        # numpy in, whatever the batches are (tf.data gives tf.Tensors, which JAX cannot take)
+        logits = model.predict_on_batch(keras.tree.map_structure(np.asarray, x))
         y = np.asarray(y, np.float32)
         for metric in (*table.values(), *others.values()):
             metric.update_state(y, logits)
