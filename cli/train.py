@@ -176,8 +176,9 @@ def _run_training(start):
 def _print_result(run_dir, result):
     console.print(overall_table(result, f"Final model (epoch {result['epochs']}, the study's) on the validation split; "
                                         f"best validation sample-F1 at epoch {result['best_epoch']}"))
+    logs = ", tensorboard/" if (Path(run_dir) / "tensorboard").is_dir() else ""  # none without TensorFlow
     console.print(f"Run directory: [bold]{run_dir}[/bold] (last.keras, best.keras, history.csv, "
-                  "learning_curve.png, metrics.json, config.toml, tensorboard/)", highlight=False)
+                  f"learning_curve.png, metrics.json, config.toml{logs})", highlight=False)
 
 
 app.command("train", cls=_TrainCommand, rich_help_panel=TRAINING)(train_command)

@@ -24,7 +24,7 @@ from keras_mlrs.bigearthnet import (
     to_multi_hot,
 )
 from keras_mlrs.data.patch import Patch, read_patch, stack_groups
-from keras_mlrs.data.pipeline import detect_format, load, open_source
+from keras_mlrs.data.pipeline import detect_format, load, open_source, tensorflow_available
 from keras_mlrs.data.shards import patch_names, prepare, read_manifest, verify
 from keras_mlrs.data.sources import sample_path
 from keras_mlrs.data.splits import assign_splits
@@ -33,5 +33,5 @@ __all__ = [
     "BAND_MEAN", "BAND_STD", "CLASS_NAMES", "CORINE_LABELS", "CORINE_TO_19", "GROUPS", "GROUP_SIZES",
     "NUM_CLASSES", "Patch", "SPLIT_SIZES", "STACKED_BANDS", "TRAIN_CLASS_COUNTS", "assign_splits", "class_index",
     "detect_format", "excluded_patches", "load", "official_splits", "open_source", "patch_names", "prepare",
-    "read_manifest", "read_patch", "sample_path", "stack_groups", "to_multi_hot", "verify",
+    "read_manifest", "read_patch", "sample_path", "stack_groups", "tensorflow_available", "to_multi_hot", "verify",
 ]

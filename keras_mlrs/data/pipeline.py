@@ -1,5 +1,6 @@
 """The loader: BigEarthNet data of any source in, ``(inputs, multi_hot)`` batches out, as a
-``tf.data.Dataset``.
+``tf.data.Dataset``, or, for prepared shards, as NumPy batches that need no TensorFlow
+(:class:`~keras_mlrs.data.shards.batches.ShardBatches`).
 
 Bands stay uint16 all the way to the model, whose first layer
 (:class:`keras_mlrs.core.layers.BandNormalization`) standardises them: the pipeline only
@@ -25,6 +26,8 @@ from keras_mlrs.errors import InvalidParameterError, choose
 
 #: The input layouts of the models (see :func:`load`).
 LAYOUTS = ("groups", "stacked")
+#: The input pipelines of :func:`load`.
+PIPELINES = ("auto", "tf.data", "numpy")
 #: Every source, in the order they are recognised.
 SOURCES: tuple[type[Source], ...] = (PreparedShards, V2Archive, OfficialTFRecords, V1Archive)
 
@@ -68,8 +71,11 @@ def load(
     fractions=(0.6, 0.2, 0.2),
     shard: tuple[int, int] | None = None,
     split_seed: int | None = None,
+    pipeline: str = "auto",
+    process: tuple[int, int] | None = None,
 ):
-    """A ``tf.data.Dataset`` of ``(inputs, multi_hot)`` batches from BigEarthNet data.
+    """A ``tf.data.Dataset`` (or, for prepared shards, a ``keras.utils.PyDataset``) of
+    ``(inputs, multi_hot)`` batches from BigEarthNet data.
 
     Args:
         path: a folder written by ``prepare`` (fast), official BigEarthNet TFRecord files (a
@@ -97,12 +103,18 @@ def load(
             can change from epoch to epoch while the split stays put.
         shard: ``(num_workers, worker_index)`` to read a disjoint part of the files by hand;
             under ``tf.distribute`` the dataset is auto-sharded by file instead.
+        pipeline: ``"tf.data"``; ``"numpy"`` (prepared shards only: NumPy batches through
+            Keras' backend-neutral ``PyDataset``, no TensorFlow needed; ``shuffle_buffer``,
+            ``cache`` and ``shard`` do not apply, ``repeat`` is refused); ``"auto"`` (default)
+            is ``tf.data`` when TensorFlow can be imported, else ``numpy``.
+        process: for the ``numpy`` pipeline, ``(count, index)``: this process's equal part of
+            every global batch of ``batch_size`` (multi-process data parallelism; see
+            :mod:`keras_mlrs.data.shards.batches`).
     """
-    import tensorflow as tf  # only tf.data pipelines need TensorFlow
-
     split = split_name(split)
     choose("layout", layout, LAYOUTS)
     choose("upsampling", upsampling, UPSAMPLING)
+    choose("pipeline", pipeline, PIPELINES)
     if int(batch_size) < 1:
         raise InvalidParameterError(f"batch_size must be >= 1, got {batch_size}.")
     if isinstance(path, Source):
@@ -111,6 +123,13 @@ def load(
         split_seed = (0 if seed is None else seed) if split_seed is None else split_seed
         source = open_source(path, split_scheme, split_seed, fractions)
     shuffle = split == "train" if shuffle is None else shuffle
+    if pipeline == "auto":
+        pipeline = "tf.data" if tensorflow_available() else "numpy"
+    if pipeline == "numpy" or process is not None:
+        return _numpy_batches(source, split, int(batch_size), shuffle, seed, drop_remainder, layout, upsampling,
+                              repeat, process)
+    import tensorflow as tf  # only tf.data pipelines need TensorFlow
+
     ds = source.batches(split, int(batch_size), shuffle=shuffle, seed=seed, shuffle_buffer=shuffle_buffer, cache=cache,
                         repeat=repeat, drop_remainder=drop_remainder, shard=shard)
     if layout == "stacked":
@@ -119,6 +138,30 @@ def load(
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
     options.deterministic = seed is not None or not shuffle
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def tensorflow_available() -> bool:
+    """Whether TensorFlow can be imported (it is imported, once, to find out)."""
+    try:
+        import tensorflow  # noqa: F401 - the tf.data pipeline's engine, when it is installed and works
+    except ImportError:
+        return False
+    return True
+
+
+def _numpy_batches(source, split, batch_size, shuffle, seed, drop_remainder, layout, upsampling, repeat, process):
+    """The ``numpy`` pipeline of :func:`load`."""
+    if not isinstance(source, PreparedShards):
+        raise InvalidParameterError(
+            f"{source.path} is {source.format} data, which only the tf.data pipeline reads (TensorFlow is "
+            "needed); prepare it first (`keras_mlrs.data.prepare()`): prepared shards load without TensorFlow.")
+    if repeat:
+        raise InvalidParameterError("`repeat=True` needs the tf.data pipeline; the numpy pipeline gives one pass "
+                                    "per call.")
+    from keras_mlrs.data.shards.batches import ShardBatches  # imports Keras, for this pipeline
+
+    return ShardBatches(source, split, batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder,
+                        layout=layout, upsampling=upsampling, process=process)
 
 
 def _stacked(groups, method):
@@ -134,4 +177,4 @@ def _stacked(groups, method):
     return out
 
 
-__all__ = ["LAYOUTS", "SOURCES", "detect_format", "load", "open_source"]
+__all__ = ["LAYOUTS", "PIPELINES", "SOURCES", "detect_format", "load", "open_source", "tensorflow_available"]

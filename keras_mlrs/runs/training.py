@@ -23,7 +23,7 @@ import keras
 from keras_mlrs import models
 from keras_mlrs.bigearthnet import split_name
 from keras_mlrs.core import losses, metrics, optimizers
-from keras_mlrs.data import load, open_source
+from keras_mlrs.data import load, open_source, tensorflow_available
 from keras_mlrs.errors import MlrsError, RunError, printable
 from keras_mlrs.files import (
     atomic_save_model,
@@ -48,7 +48,15 @@ from keras_mlrs.runs.evaluation import evaluate
 
 # -- devices and strategies ------------------------------------------------------------------
 def describe_devices() -> dict:
-    """The devices TensorFlow sees: ``{"gpus": [names], "cpus": n}``."""
+    """The devices the backend sees: ``{"gpus": [names], "cpus": n}``."""
+    if keras.backend.backend() == "jax":
+        import jax  # the backend's own device list
+
+        devices = jax.devices()
+        gpus = [d.device_kind for d in devices if d.platform == "gpu"]
+        return {"gpus": gpus, "cpus": len(jax.devices("cpu")) if not gpus else 0}
+    if keras.backend.backend() != "tensorflow":
+        return {"gpus": [], "cpus": 1}
     import tensorflow as tf  # tf.distribute and TensorFlow's device list: the TensorFlow side of training
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -295,13 +303,16 @@ def _train_locked(config: TrainConfig, run: RunDirectory, held: ExitStack, *, re
                 "split_scheme": data.source.split_scheme, "patches": data.counts, "start_epoch": state["epoch"],
                 "model_params": model.count_params(), "decision": model.loss.decision,
             })
-        tensorboard = keras.callbacks.TensorBoard(log_dir=str(run / TENSORBOARD))
+        board = [keras.callbacks.TensorBoard(log_dir=str(run / TENSORBOARD))] if tensorflow_available() else []
+        if not board and state["epoch"] == 0:
+            warnings.warn("TensorFlow is not installed, so this run writes no TensorBoard logs (history.csv and "
+                          "learning_curve.png hold the same figures).", stacklevel=2)
         for epoch in range(state["epoch"], config.epochs):
             start = time.perf_counter()
             with warnings.catch_warnings():  # the datasets are shuffled and sized by the loader
                 warnings.filterwarnings("ignore", message=".*(shuffle=True|ran out of data).*")
                 history = model.fit(data.dataset("train", epoch), validation_data=validation, initial_epoch=epoch,
-                                    epochs=epoch + 1, shuffle=False, verbose=0, callbacks=[tensorboard, *callbacks])
+                                    epochs=epoch + 1, shuffle=False, verbose=0, callbacks=[*board, *callbacks])
             logs = {k: v[-1] for k, v in history.history.items()}
             recorder.epoch_done(model, epoch + 1, logs, time.perf_counter() - start)
             created = False  # a completed epoch makes the run resumable: never remove it now

@@ -20,8 +20,10 @@ nomenclature and the band layout (:func:`read_manifest` checks them).
 
 import hashlib
 import json
+import struct
 from pathlib import Path
 
+import google_crc32c
 import numpy as np
 
 from keras_mlrs.bigearthnet import CLASS_NAMES, GROUP_SIZES, GROUPS, NUM_CLASSES, split_name
@@ -51,6 +53,19 @@ TAIL_BYTES = NAME_BYTES + 4
 NAME_OFFSET = FRAMED_BYTES - TAIL_BYTES
 #: a record's key, as :class:`~keras_mlrs.data.shards.reader.ShardReader` takes it: ``shard << KEY_SHIFT | record``
 KEY_SHIFT = 32
+
+
+def _masked_crc(data: bytes) -> bytes:
+    """TFRecord's checksum: CRC-32C, rotated right by 15 bits plus a constant, little-endian."""
+    crc = google_crc32c.value(data)
+    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+
+def frame_record(payload: bytes) -> bytes:
+    """``payload`` in TFRecord framing (length, its masked CRC, payload, its masked CRC),
+    byte for byte as TensorFlow's ``TFRecordWriter`` writes it, without TensorFlow."""
+    length = struct.pack("<Q", len(payload))
+    return length + _masked_crc(length) + payload + _masked_crc(payload)
 
 
 def encode_record(groups: dict, labels, name: str) -> bytes:

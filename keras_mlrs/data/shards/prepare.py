@@ -27,6 +27,7 @@ from keras_mlrs.data.shards.format import (
     FORMAT_VERSION,
     RECORD_BYTES,
     encode_record,
+    frame_record,
     sha256,
     shard_problem,
 )
@@ -47,8 +48,6 @@ class ShardJob:
 def write_shard(job: ShardJob, out: Path, strict: bool = False) -> dict:
     """Write one shard (or recognise it as already written). Returns its manifest entry:
     file, sha256, records, class counts and the patches skipped (name -> reason)."""
-    import tensorflow as tf  # the TFRecord writer: TensorFlow is imported by the processes that write
-
     final = out / job.file
     if final.exists():  # written by an earlier run: reused only when it is what that run recorded
         try:
@@ -60,7 +59,7 @@ def write_shard(job: ShardJob, out: Path, strict: bool = False) -> dict:
         final.unlink()
     skipped, counts, names = {}, np.zeros(NUM_CLASSES, "int64"), []
     tmp = out / f".{job.file}.tmp-{os.getpid()}"
-    with tf.io.TFRecordWriter(str(tmp)) as writer:
+    with open(tmp, "wb") as writer:
         for ref in job.patches:
             try:
                 patch = read_patch_folder(ref.folder, labels=ref.labels)
@@ -75,7 +74,7 @@ def write_shard(job: ShardJob, out: Path, strict: bool = False) -> dict:
                     raise PrepareError(f"patch {ref.name}: {err} (`strict=True` stops at the first bad patch)") from None
                 skipped[ref.name] = str(err)
                 continue
-            writer.write(record)
+            writer.write(frame_record(record))
             counts += patch.labels.astype("int64")
             names.append(patch.name)
     meta = {
@@ -174,7 +173,7 @@ def prepare(
 
 def _write(out: Path, plan: dict, jobs, skipped, workers, strict, progress, archive) -> dict:
     total = sum(len(j.patches) for j in jobs)
-    if workers is None:  # a process pool only pays off past its start-up (TensorFlow import)
+    if workers is None:  # a process pool only pays off past its start-up
         workers = (os.cpu_count() or 1) if total >= 2000 else 1
     workers = max(1, min(workers, len(jobs)))
     done, results = 0, []

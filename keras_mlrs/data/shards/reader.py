@@ -104,11 +104,14 @@ class ShardReader:
     def __init__(self, files):
         self.files = [str(f) for f in files]
 
-    def read(self, keys) -> tuple:
+    def read(self, keys, pooled: bool = True) -> tuple:
         """``(b10m, b20m, b60m, labels)`` of the records ``keys``: uint16 band groups
-        ``[B, s, s, bands]`` and float32 multi-hot labels ``[B, 19]``."""
+        ``[B, s, s, bands]`` and float32 multi-hot labels ``[B, 19]``. ``pooled`` arrays are
+        reused once nothing references them (TensorFlow's tensors do reference them); give
+        ``pooled=False`` to a consumer that may keep their memory without a reference (a
+        backend that wraps host memory), for arrays of their own."""
         keys = np.asarray(keys, np.int64)
-        batch = _POOL.claim(len(keys))
+        batch = _POOL.claim(len(keys)) if pooled else _Batch(len(keys))
         try:
             order = np.argsort(keys, kind="stable")
             shards = keys[order] >> KEY_SHIFT
@@ -173,6 +176,16 @@ class PreparedShards(Source):
     def count(self, split: str) -> int:
         entry = self.manifest["splits"].get(split_name(split))
         return entry["records"] if entry else 0
+
+    def reader(self, split) -> ShardReader:
+        """The reader of ``split``'s shards, whose keys are :meth:`keys`."""
+        return ShardReader([file for file, _ in shard_files(self.path, split_name(split))])
+
+    def keys(self, split) -> np.ndarray:
+        """The keys of ``split``'s records (``shard << KEY_SHIFT | record``), in shard order."""
+        counts = [records for _, records in shard_files(self.path, split_name(split))]
+        return np.concatenate([(shard << KEY_SHIFT) + np.arange(n, dtype=np.int64) for shard, n in enumerate(counts)]
+                              or [np.zeros(0, np.int64)])
 
     def batches(self, split, batch_size, shuffle=False, seed=None, shuffle_buffer=4096, cache=False, repeat=False,
                 drop_remainder=False, shard=None):
