@@ -39,6 +39,8 @@ class TrainingProgress(keras.callbacks.Callback):
                  else f"CPU ({devices['cpus']} logical device(s))")
         if info["replicas"] > 1:
             where += f", {info['replicas']} replicas ({c.distribute})"
+        if info.get("processes", 1) > 1:
+            where += f" · process {info['process']} of {info['processes']}"
         n = info["patches"]
         self.console.print(
             f"[bold]mlrs train[/bold] {c.loss}{_params(c.loss_params)} · {c.model}{_params(c.model_params)} "

@@ -85,7 +85,12 @@ def train_command(
     keep_every: int = typer.Option(None, "--keep-every", min=0, help="Also keep the first and every N-th epoch's checkpoint (checkpoints/epoch-XXXX.keras), e.g. for LRP during training (default 0: last and best only)."),
     mixed_precision: bool = typer.Option(None, "--mixed-precision/--no-mixed-precision", help="float16 compute (recommended on GPUs)."),
     jit: bool = typer.Option(None, "--jit/--no-jit", help="XLA-compile the training step (default: Keras' choice)."),
-    distribute: str = typer.Option(None, "--distribute", help="none (default), mirrored (all local GPUs) or multiworker (TF_CONFIG)."),
+    distribute: str = typer.Option(None, "--distribute", help="none (default); mirrored (TensorFlow: all local GPUs); data_parallel (JAX: all local devices); multiprocess (JAX: all devices of several processes or machines; docs/scaling.md)."),
+    coordinator: str = typer.Option(None, "--coordinator", help="multiprocess: HOST:PORT of process 0 (or MLRS_COORDINATOR; none: JAX's cluster detection, e.g. SLURM)."),
+    num_processes: int = typer.Option(None, "--num-processes", min=1, help="multiprocess: the number of processes (or MLRS_NUM_PROCESSES)."),
+    process_id: int = typer.Option(None, "--process-id", min=0, help="multiprocess: this process's index, 0 for the coordinator (or MLRS_PROCESS_ID)."),
+    connect_timeout: int = typer.Option(None, "--connect-timeout", min=1, help="multiprocess: seconds to wait for the other processes (default 120)."),
+    pipeline: str = typer.Option(None, "--pipeline", help="auto (default: tf.data when TensorFlow is installed), tf.data, or numpy (prepared shards, no TensorFlow)."),
     upsampling: str = typer.Option(None, "--upsampling", help="nearest (default) or bilinear, for stacked-layout models."),
     config: Path = typer.Option(None, "--config", help="TOML file with any of these options (the command line overrides it)."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Run directory (default runs/<loss>-<date>-<time>)."),
@@ -102,7 +107,7 @@ def train_command(
     given = {k: v for k, v in {
         "loss": loss, "data": data, "split": split, "model": model, "epochs": epochs, "batch_size": batch_size,
         "optimizer": optimizer, "lr": lr, "seed": seed, "keep_every": keep_every, "mixed_precision": mixed_precision,
-        "distribute": distribute,
+        "distribute": distribute, "pipeline": pipeline,
         "upsampling": upsampling,
     }.items() if v is not None}
     if jit is not None:
@@ -114,6 +119,8 @@ def train_command(
     loss_params = dict(runs.parse_param(p) for p in loss_param or [])
     loss_params.update({k: _cli_value(v) for k, v in hparams.items() if v is not None})
     model_params = dict(runs.parse_param(p) for p in model_param or [])
+    cluster = runs.Cluster.from_environment(coordinator=coordinator, num_processes=num_processes,
+                                            process_id=process_id, timeout=connect_timeout)
     if resume is not None:
         extra = [k for k in given] + (["loss params"] if loss_params else []) + (["model params"] if model_params else [])
         if extra or config is not None or run_dir is not None or overwrite:
@@ -121,7 +128,7 @@ def train_command(
                 f"--resume continues {resume} with its saved configuration; drop the other options "
                 f"({', '.join(extra) or '--config/--run-dir/--overwrite'}) or start a new run."
             )
-        _run_training(lambda **kw: runs.resume(resume, **kw))
+        _run_training(lambda **kw: runs.resume(resume, cluster=cluster, **kw))
         return
     if loss_params:
         given["loss_params"] = loss_params
@@ -138,7 +145,7 @@ def train_command(
                         f"archive), or --data {SAMPLE} for the 6 patches bundled with keras-mlrs.")
     if run_dir is None:
         run_dir = Path("runs") / f"{cfg.loss}-{datetime.now():%Y%m%d-%H%M%S}"
-    _run_training(lambda **kw: runs.train(cfg, run_dir, overwrite=overwrite, **kw))
+    _run_training(lambda **kw: runs.train(cfg, run_dir, overwrite=overwrite, cluster=cluster, **kw))
 
 
 #: `--data sample`: the bundled 6-patch sample.
@@ -174,6 +181,10 @@ def _run_training(start):
 
 
 def _print_result(run_dir, result):
+    if "samples" not in result:  # another process than 0 of a multiprocess run
+        console.print(f"Process {result['process']} trained {result['epochs']} epoch(s); process 0 wrote the run "
+                      f"directory {run_dir} and evaluated it.", highlight=False)
+        return
     console.print(overall_table(result, f"Final model (epoch {result['epochs']}, the study's) on the validation split; "
                                         f"best validation sample-F1 at epoch {result['best_epoch']}"))
     logs = ", tensorboard/" if (Path(run_dir) / "tensorboard").is_dir() else ""  # none without TensorFlow

@@ -65,6 +65,10 @@ class RunError(MlrsError):
     """A run directory or model file that cannot be used as asked."""
 
 
+class DistributedError(MlrsError):
+    """A multi-process run that cannot start, or cannot go on (another process stopped)."""
+
+
 class UnsupportedModelError(MlrsError):
     """A model LRP cannot explain: an unsupported layer, a shared layer, a nested model."""
 

@@ -21,6 +21,34 @@ from keras_mlrs.models import kbranch_cnn
 BACKEND = keras.backend.backend()
 PNG = b"\x89PNG\r\n\x1a\n"
 #: `mlrs` in a fresh Python process: ``[sys.executable, "-c", MLRS, *args]``.
+#: A tiny model registered as "tiny" (code for a script of its own; ``TINY_MLRS`` is ``mlrs``
+#: with it, as ``python -c TINY_MLRS args...``): the band groups averaged, two dense layers.
+#: JAX and tf.distribute compile its steps in a fraction of the K-Branch CNN's time, for the
+#: tests of how batches and gradients travel.
+#: No dropout: a multiprocess run draws other dropout masks than one process (see
+#: docs/scaling.md), so only dropout-free models end with the very same weights.
+TINY_MODEL_CODE = """
+import sys
+from keras_mlrs import models  # first, as the mlrs command: Keras and TensorFlow then load quietly
+from keras_mlrs.bigearthnet import GROUP_SIZES, GROUPS, NUM_CLASSES
+from keras_mlrs.cli import registry
+from keras_mlrs.core.layers import BandNormalization
+import keras
+
+def tiny(num_classes=NUM_CLASSES):
+    inputs = {g: keras.Input((GROUP_SIZES[g], GROUP_SIZES[g], len(b)), name=g, dtype="uint16") for g, b in GROUPS.items()}
+    pooled = [keras.layers.GlobalAveragePooling2D()(BandNormalization(GROUPS[g])(x)) for g, x in inputs.items()]
+    x = keras.layers.Dense(8, activation="relu")(keras.layers.Concatenate()(pooled))
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(x), name="tiny")
+
+models.MODELS.add("tiny", tiny)
+registry.MODELS = (*registry.MODELS, "tiny")
+"""
+TINY_MLRS = TINY_MODEL_CODE + """
+from keras_mlrs.cli.main import main
+sys.argv = ["mlrs", *sys.argv[1:]]
+main()
+"""
 MLRS = "import sys; from keras_mlrs.cli.main import main; sys.argv = ['mlrs', *sys.argv[1:]]; main()"
 #: Narrow K-Branch CNNs for tests (the study's widths are what the zoo and `mlrs train` use).
 TINY = {"width": 0.25, "units": 16}

@@ -19,7 +19,7 @@ if ! command -v chromium >/dev/null 2>&1; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null
 fi
-.venv/bin/ruff check keras_mlrs cli tests zoo
+.venv/bin/ruff check keras_mlrs cli tests zoo tools
 # The layers and acyclic contracts (pyproject.toml) on the package as it installs: cli/ and
 # zoo/ become keras_mlrs.cli and keras_mlrs.zoo only there.
 root=$(pwd)

@@ -73,6 +73,7 @@ def load(
     split_seed: int | None = None,
     pipeline: str = "auto",
     process: tuple[int, int] | None = None,
+    multiple: int = 1,
 ):
     """A ``tf.data.Dataset`` (or, for prepared shards, a ``keras.utils.PyDataset``) of
     ``(inputs, multi_hot)`` batches from BigEarthNet data.
@@ -110,6 +111,8 @@ def load(
         process: for the ``numpy`` pipeline, ``(count, index)``: this process's equal part of
             every global batch of ``batch_size`` (multi-process data parallelism; see
             :mod:`keras_mlrs.data.shards.batches`).
+        multiple: for the ``numpy`` pipeline, cut the last batch to a multiple of this many
+            patches (the devices a batch is spread over).
     """
     split = split_name(split)
     choose("layout", layout, LAYOUTS)
@@ -125,9 +128,9 @@ def load(
     shuffle = split == "train" if shuffle is None else shuffle
     if pipeline == "auto":
         pipeline = "tf.data" if tensorflow_available() else "numpy"
-    if pipeline == "numpy" or process is not None:
+    if pipeline == "numpy" or process is not None or multiple > 1:
         return _numpy_batches(source, split, int(batch_size), shuffle, seed, drop_remainder, layout, upsampling,
-                              repeat, process)
+                              repeat, process, multiple)
     import tensorflow as tf  # only tf.data pipelines need TensorFlow
 
     ds = source.batches(split, int(batch_size), shuffle=shuffle, seed=seed, shuffle_buffer=shuffle_buffer, cache=cache,
@@ -149,7 +152,8 @@ def tensorflow_available() -> bool:
     return True
 
 
-def _numpy_batches(source, split, batch_size, shuffle, seed, drop_remainder, layout, upsampling, repeat, process):
+def _numpy_batches(source, split, batch_size, shuffle, seed, drop_remainder, layout, upsampling, repeat, process,
+                   multiple):
     """The ``numpy`` pipeline of :func:`load`."""
     if not isinstance(source, PreparedShards):
         raise InvalidParameterError(
@@ -161,7 +165,7 @@ def _numpy_batches(source, split, batch_size, shuffle, seed, drop_remainder, lay
     from keras_mlrs.data.shards.batches import ShardBatches  # imports Keras, for this pipeline
 
     return ShardBatches(source, split, batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder,
-                        layout=layout, upsampling=upsampling, process=process)
+                        layout=layout, upsampling=upsampling, process=process, multiple=multiple)
 
 
 def _stacked(groups, method):

@@ -25,6 +25,7 @@ from keras_mlrs.runs.directory import (
     model_file,
     read_state,
 )
+from keras_mlrs.runs.distributed import Cluster
 from keras_mlrs.runs.evaluation import (
     checkpoint_title,
     evaluate,
@@ -36,7 +37,7 @@ from keras_mlrs.runs.prediction import predict
 from keras_mlrs.runs.training import describe_devices, resume, train
 
 __all__ = [
-    "BEST", "CHECKPOINTS", "CHECKPOINT_NAMES", "CONFIG", "CURVE", "HISTORY", "LAST", "METRICS", "STATE", "TENSORBOARD", "RunDirectory",
+    "Cluster", "BEST", "CHECKPOINTS", "CHECKPOINT_NAMES", "CONFIG", "CURVE", "HISTORY", "LAST", "METRICS", "STATE", "TENSORBOARD", "RunDirectory",
     "TrainConfig", "checkpoint_title", "describe_devices", "evaluate", "evaluation_data", "finished_run", "is_run_dir", "load_model",
     "model_file", "parse_param", "predict", "read_state", "resume", "run_report", "train", "write_report",
 ]

@@ -27,7 +27,10 @@ except ModuleNotFoundError:  # Python 3.10
 #: ``tf1_rmsprop`` is the study's (TensorFlow 1's RMSProp update, :mod:`keras_mlrs.core.optimizers`);
 #: ``rmsprop`` is Keras'.
 OPTIMIZERS = ("tf1_rmsprop", "rmsprop", "adam", "adamw", "sgd")
-DISTRIBUTE = ("none", "mirrored", "multiworker")
+#: How a run spreads over devices and processes (:mod:`keras_mlrs.runs.distributed`).
+DISTRIBUTE = ("none", "mirrored", "data_parallel", "multiprocess")
+#: How a run's data reaches the model (:func:`keras_mlrs.data.load`'s ``pipeline``).
+PIPELINES = ("auto", "tf.data", "numpy")
 #: How a run's data is split: ``auto`` picks ``random`` for the bundled sample, else ``official``.
 SPLIT_SCHEMES = ("auto", *SCHEMES)
 
@@ -61,8 +64,13 @@ class TrainConfig:
             training; 0 keeps only the last and the best.
         mixed_precision: compute in float16 (``mixed_float16``; losses stay float32).
         jit: XLA-compile the training step: ``"auto"`` (Keras' choice), true or false.
-        distribute: ``none``, ``mirrored`` (every local GPU, or every logical CPU device
-            when there is no GPU) or ``multiworker`` (configured by ``TF_CONFIG``).
+        distribute: ``none``; ``mirrored`` (TensorFlow: every local GPU, or every logical
+            CPU device when there is no GPU); ``data_parallel`` (JAX: every local device);
+            ``multiprocess`` (JAX: every device of every process of a cluster, see
+            :mod:`keras_mlrs.runs.distributed`).
+        pipeline: ``auto`` (``tf.data`` when TensorFlow can be imported, else ``numpy``;
+            always ``numpy`` for ``multiprocess``), ``tf.data`` or ``numpy`` (prepared shards
+            through Keras' backend-neutral PyDataset).
         upsampling: ``nearest`` or ``bilinear``, for models on the stacked layout.
     """
 
@@ -82,6 +90,7 @@ class TrainConfig:
     mixed_precision: bool = False
     jit: str | bool = "auto"
     distribute: str = "none"
+    pipeline: str = "auto"
     upsampling: str = "nearest"
 
     @classmethod
@@ -128,7 +137,8 @@ class TrainConfig:
         """Raise :class:`MlrsError` naming the first invalid option."""
         for name, kind, word in (("loss", str, "a name"), ("model", str, "a name"), ("data", str, "a path"),
                                  ("split", str, "a name"), ("optimizer", str, "a name"), ("distribute", str, "a name"),
-                                 ("upsampling", str, "a name"), ("loss_params", dict, "a table of name = value"),
+                                 ("upsampling", str, "a name"), ("pipeline", str, "a name"),
+                                 ("loss_params", dict, "a table of name = value"),
                                  ("model_params", dict, "a table of name = value")):
             if not isinstance(getattr(self, name), kind):
                 raise InvalidParameterError(f"{name} must be {word}, got {getattr(self, name)!r}.")
@@ -143,8 +153,13 @@ class TrainConfig:
         self.lr = float(self.lr)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InvalidParameterError(f"seed must be an integer >= 0, got {self.seed!r}.")
+        if self.distribute == "multiworker":
+            raise InvalidParameterError(
+                "distribute 'multiworker' is gone: Keras 3 does not support TensorFlow's MultiWorkerMirroredStrategy "
+                "(keras-team/keras#20585); train on several machines with `distribute='multiprocess'` under JAX "
+                "(docs/scaling.md).")
         for name, choices in (("optimizer", OPTIMIZERS), ("distribute", DISTRIBUTE), ("split", SPLIT_SCHEMES),
-                              ("upsampling", UPSAMPLING)):
+                              ("upsampling", UPSAMPLING), ("pipeline", PIPELINES)):
             choose(name, getattr(self, name), choices)
         if self.jit not in ("auto", True, False):
             raise InvalidParameterError(f"jit must be 'auto', true or false, got {self.jit!r}.")

@@ -16,7 +16,8 @@ import shutil
 import tempfile
 import time
 import warnings
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
+from functools import partial
 
 import keras
 
@@ -33,16 +34,19 @@ from keras_mlrs.files import (
     holds_anything,
     make_folder,
 )
+from keras_mlrs.runs import distributed
 from keras_mlrs.runs.config import TrainConfig
 from keras_mlrs.runs.directory import (
     BEST_METRIC,
     HISTORY_COLUMNS,
     METRICS,
+    STATE,
     TENSORBOARD,
     RunDirectory,
     empty_state,
     load_model,
 )
+from keras_mlrs.runs.distributed import Cluster, Parallelism
 from keras_mlrs.runs.evaluation import evaluate
 
 
@@ -64,40 +68,14 @@ def describe_devices() -> dict:
     return {"gpus": names, "cpus": len(tf.config.list_logical_devices("CPU"))}
 
 
-def _strategy(name: str):
-    if name == "none":
-        return None
-    import tensorflow as tf  # tf.distribute: the TensorFlow side of training
-
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    if "TF_CONFIG" not in os.environ:
-        raise MlrsError("`distribute='multiworker'` needs TF_CONFIG describing the cluster and this worker's task; "
-                        "see docs/training.md.")
-    return tf.distribute.MultiWorkerMirroredStrategy()
-
-
-def _is_chief() -> bool:
-    """Whether this process writes the run directory (always, except for the non-chief
-    workers of a multi-worker run)."""
-    try:
-        tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    except json.JSONDecodeError:
-        raise MlrsError("TF_CONFIG is not valid JSON; see docs/training.md.") from None
-    task = tf_config.get("task", {})
-    kind, index = task.get("type", "worker"), int(task.get("index", 0))
-    has_chief = "chief" in tf_config.get("cluster", {})
-    return kind == "chief" or (kind == "worker" and index == 0 and not has_chief)
-
-
 # -- data ----------------------------------------------------------------------------------
 class _Data:
     """The run's training and validation data: checked once, loaded per epoch."""
 
-    def __init__(self, config: TrainConfig, layout: str, workers: int = 1):
-        self.config, self.layout, self.workers = config, layout, workers
+    def __init__(self, config: TrainConfig, layout: str, parallel: Parallelism | None = None):
+        self.config, self.layout = config, layout
+        self.parallel = parallel = parallel or Parallelism()
+        self.workers = parallel.replicas
         self.source = open_source(config.data_path(), config.split_scheme(), config.seed, config.fractions)
         self.counts = {s: self.source.count(s) for s in ("train", "validation")}
         for split, n in self.counts.items():
@@ -106,27 +84,37 @@ class _Data:
                         else " Use `split='random'` (with `seed` and `fractions`).")
                 raise MlrsError(f"{config.data or 'the bundled sample'} has no patch in the '{split}' split "
                                 f"(split scheme: {self.source.split_scheme}).{hint}")
-        if workers > 1 and self.counts["train"] is not None:
-            if self.counts["train"] < config.batch_size:
+        self.pipeline = "numpy" if parallel.strategy is None and parallel.replicas > 1 else config.pipeline
+        if parallel.strategy is None and self.workers > 1 and config.batch_size % self.workers:
+            raise MlrsError(f"`batch_size={config.batch_size}` does not split evenly over the {self.workers} devices "
+                            f"of the run; choose a multiple of {self.workers}.")
+        if self.workers > 1 and self.counts["train"] is not None:
+            if self.counts["train"] < config.batch_size and parallel.strategy is not None:
                 raise MlrsError(f"distributed training drops partial batches, and the train split has "
                                 f"{self.counts['train']} patches, fewer than `batch_size={config.batch_size}`; "
                                 "lower `batch_size`.")
-            if self.counts["validation"] < workers:
+            if self.counts["validation"] < self.workers:
                 raise MlrsError(f"the validation split has {self.counts['validation']} patch(es), fewer than the "
-                                f"{workers} replicas; use more validation data or fewer devices.")
+                                f"{self.workers} replicas; use more validation data or fewer devices.")
 
-    def dataset(self, split: str, epoch: int | None = None):
-        """One epoch of ``split``. When distributed, every batch must split evenly across the
-        replicas: training drops its last partial batch, validation re-batches its tail by
-        the number of replicas (at most ``replicas - 1`` patches are left out)."""
-        c = self.config
+    def dataset(self, split: str, epoch: int | None = None, whole: bool = False):
+        """One epoch of ``split`` (``whole``: all of it, for one process alone). When
+        distributed, every batch must split evenly across the replicas: under TensorFlow,
+        training drops its last partial batch and validation re-batches its tail by the
+        number of replicas; under JAX the last batch of either is cut to a multiple of the
+        replicas. At most ``replicas - 1`` patches are left out of a pass."""
+        c, p = self.config, self.parallel
         train = split_name(split) == "train"
+        spread = p.replicas > 1 and not whole
 
         def batches(batch_size=c.batch_size, drop_remainder=False):
             return load(self.source, split, batch_size=batch_size, layout=self.layout, upsampling=c.upsampling,
-                        shuffle=train, seed=c.seed * 1_000_003 + (epoch or 0), drop_remainder=drop_remainder)
+                        shuffle=train, seed=c.seed * 1_000_003 + (epoch or 0), drop_remainder=drop_remainder,
+                        pipeline="auto" if whole else self.pipeline,
+                        process=(p.processes, p.index) if spread and p.strategy is None else None,
+                        multiple=p.replicas if spread and p.strategy is None else 1)
 
-        if self.workers == 1:
+        if not spread or p.strategy is None:
             return batches()
         import tensorflow as tf  # tf.distribute: the TensorFlow side of training
 
@@ -164,6 +152,9 @@ class _Recorder:
             atomic_save_model(model, self.run.checkpoint(epoch))
             self.run.write_state(state)
             self.run.materialise(state, self.keep_every)
+        else:  # the other processes of a multiprocess run save too (saving reads every process's arrays)
+            with tempfile.TemporaryDirectory(prefix="mlrs-process-") as scratch:
+                model.save(os.path.join(scratch, "epoch.keras"))
 
 
 def _seed_states(model) -> list:
@@ -206,7 +197,8 @@ def _prepare_run_dir(run: RunDirectory, overwrite: bool) -> None:
     make_folder(path)
 
 
-def train(config: TrainConfig, run_dir, *, overwrite: bool = False, callbacks=(), on_start=None) -> dict:
+def train(config: TrainConfig, run_dir, *, overwrite: bool = False, callbacks=(), on_start=None,
+          cluster: Cluster | None = None) -> dict:
     """Train a model as ``config`` says, writing ``run_dir`` (see :mod:`keras_mlrs.runs.directory`).
 
     Args:
@@ -216,9 +208,15 @@ def train(config: TrainConfig, run_dir, *, overwrite: bool = False, callbacks=()
         callbacks: extra Keras callbacks (e.g. a progress display), called every epoch.
         on_start: called with a dict describing the run (devices, data, split scheme,
             patches per split) once everything is checked, before the first epoch.
+        cluster: for ``distribute='multiprocess'``, where the processes meet (default: the
+            ``MLRS_*`` environment variables, else JAX's cluster detection); every process
+            calls ``train`` with the same ``config`` and ``run_dir``, and only process 0
+            writes there (on a file system the others can read, for ``resume``).
 
     Returns:
-        The final ``metrics.json`` content (best model evaluated on the validation split).
+        The final ``metrics.json`` content (the final model evaluated on the validation
+        split); in the other processes of a multiprocess run, which evaluate nothing, only
+        ``split``, ``checkpoint``, ``best_epoch``, ``epochs`` and ``process``.
 
     Raises:
         MlrsError: for any invalid option, data or run directory, before anything is
@@ -232,15 +230,16 @@ def train(config: TrainConfig, run_dir, *, overwrite: bool = False, callbacks=()
         raise RunError(f"run directory {printable(run_dir)} is not a UTF-8 path, which TensorBoard's logs need; "
                        "choose another `run_dir`.") from None
     return _run(config, RunDirectory(run_dir), resume=False, overwrite=overwrite, callbacks=callbacks,
-                on_start=on_start)
+                on_start=on_start, cluster=cluster)
 
 
-def resume(run_dir, *, callbacks=(), on_start=None) -> dict:
+def resume(run_dir, *, callbacks=(), on_start=None, cluster: Cluster | None = None) -> dict:
     """Continue the run in ``run_dir`` from its last completed epoch (see :func:`train`)."""
     run = RunDirectory(run_dir)
     if not run.exists():
         raise RunError(f"{run_dir} is not a run directory (no config.toml); nothing to resume.")
-    return _run(run.config(), run, resume=True, overwrite=False, callbacks=callbacks, on_start=on_start)
+    return _run(run.config(), run, resume=True, overwrite=False, callbacks=callbacks, on_start=on_start,
+                cluster=cluster)
 
 
 def _model(config: TrainConfig, run: RunDirectory, state: dict):
@@ -260,21 +259,30 @@ def _model(config: TrainConfig, run: RunDirectory, state: dict):
     return model
 
 
-def _run(config: TrainConfig, run: RunDirectory, *, resume, overwrite, callbacks, on_start):
-    with ExitStack() as held:  # the run directory's lock, for as long as this process trains it
-        if resume:
-            held.enter_context(folder_lock(run.path, "training"))
-        return _train_locked(config, run, held, resume=resume, overwrite=overwrite, callbacks=callbacks,
-                             on_start=on_start)
+def _run(config: TrainConfig, run: RunDirectory, *, resume, overwrite, callbacks, on_start, cluster):
+    if config.distribute == "multiprocess":
+        (cluster or Cluster.from_environment()).check()  # a one-line error before waiting for anyone
+    distributed.check_backend(config.distribute)
+    parallel = distributed.start(config.distribute, cluster)
+    try:
+        with ExitStack() as held:  # the run directory's lock, for as long as this process trains it
+            if resume and parallel.chief:
+                held.enter_context(folder_lock(run.path, "training"))
+            return _train_locked(config, run, held, parallel, resume=resume, overwrite=overwrite,
+                                 callbacks=callbacks, on_start=on_start)
+    except BaseException:
+        distributed.abandon()  # the other processes of a multiprocess run stop too, at once
+        raise
+    finally:
+        distributed.stop(parallel)
 
 
-def _train_locked(config: TrainConfig, run: RunDirectory, held: ExitStack, *, resume, overwrite, callbacks, on_start):
+def _train_locked(config: TrainConfig, run: RunDirectory, held: ExitStack, parallel: Parallelism, *, resume,
+                  overwrite, callbacks, on_start):
     state = run.state() if resume else empty_state()
     if resume and state.get("finished"):
         raise RunError(f"run {run.path} already finished its {config.epochs} epochs; nothing to resume.")
-    strategy = _strategy(config.distribute)
-    workers = strategy.num_replicas_in_sync if strategy is not None else 1
-    chief = _is_chief() if config.distribute == "multiworker" else True
+    chief = parallel.chief
 
     previous_policy = keras.config.dtype_policy()
     keras.utils.set_random_seed(config.seed)
@@ -282,47 +290,57 @@ def _train_locked(config: TrainConfig, run: RunDirectory, held: ExitStack, *, re
         keras.config.set_dtype_policy("mixed_float16")
     created = False
     try:
-        with strategy.scope() if strategy is not None else nullcontext():
+        with parallel.scope():
             model = _model(config, run, state)
-        data = _Data(config, models.input_layout(model), workers)
+        data = _Data(config, models.input_layout(model), parallel)
         validation = data.dataset("validation")
-        if not chief:  # non-chief workers of a multi-worker run write to a scratch folder
-            run = RunDirectory(tempfile.mkdtemp(prefix="mlrs-worker-"))
-        elif not resume:
+        if chief and not resume:  # the other processes of a multiprocess run write nothing there
             _prepare_run_dir(run, overwrite)
             held.enter_context(folder_lock(run.path, "training"))
             created = True
             atomic_write_text(run.path / "config.toml", config.to_toml())
-        else:
+        elif chief:
             run.materialise(state, config.keep_every)
         recorder = _Recorder(run, state, data.counts["train"], write=chief, keep_every=config.keep_every)
         if on_start is not None:
             on_start({
-                "run_dir": run.path, "config": config, "devices": describe_devices(), "replicas": workers,
+                "run_dir": run.path, "config": config, "devices": describe_devices(), "replicas": parallel.replicas,
+                "processes": parallel.processes, "process": parallel.index,
                 "data": str(data.source.path), "format": data.source.format,
                 "split_scheme": data.source.split_scheme, "patches": data.counts, "start_epoch": state["epoch"],
                 "model_params": model.count_params(), "decision": model.loss.decision,
             })
-        board = [keras.callbacks.TensorBoard(log_dir=str(run / TENSORBOARD))] if tensorflow_available() else []
-        if not board and state["epoch"] == 0:
+        logged = chief and tensorflow_available()
+        board = [keras.callbacks.TensorBoard(log_dir=str(run / TENSORBOARD))] if logged else []
+        if chief and not board and state["epoch"] == 0:
             warnings.warn("TensorFlow is not installed, so this run writes no TensorBoard logs (history.csv and "
                           "learning_curve.png hold the same figures).", stacklevel=2)
         for epoch in range(state["epoch"], config.epochs):
             start = time.perf_counter()
-            with warnings.catch_warnings():  # the datasets are shuffled and sized by the loader
+            with warnings.catch_warnings(), distributed.cleanup_if_lost(partial(_remove_if_fresh, run, created)):
+                # the datasets are shuffled and sized by the loader
                 warnings.filterwarnings("ignore", message=".*(shuffle=True|ran out of data).*")
                 history = model.fit(data.dataset("train", epoch), validation_data=validation, initial_epoch=epoch,
                                     epochs=epoch + 1, shuffle=False, verbose=0, callbacks=[*board, *callbacks])
-            logs = {k: v[-1] for k, v in history.history.items()}
-            recorder.epoch_done(model, epoch + 1, logs, time.perf_counter() - start)
+                logs = {k: v[-1] for k, v in history.history.items()}
+                recorder.epoch_done(model, epoch + 1, logs, time.perf_counter() - start)
             created = False  # a completed epoch makes the run resumable: never remove it now
-        return _finish(run, recorder.state, data, model, write=chief)
+        distributed.stop(parallel, finished=True)  # the final evaluation: process 0 alone, on its own devices
+        result = _finish(run, recorder.state, data, model, write=chief)
+        return {**result, "process": parallel.index} if parallel.processes > 1 else result
     except BaseException:
         if created:  # nothing completed: leave no half-written run directory behind
             shutil.rmtree(run.path, ignore_errors=True)
         raise
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def _remove_if_fresh(run: RunDirectory, created: bool) -> None:
+    """Another process of the run was lost: a run directory this process created whose first
+    epoch is not committed (no ``state.json`` yet) goes, as after any failure."""
+    if created and not (run.path / STATE).exists():
+        shutil.rmtree(run.path, ignore_errors=True)
 
 
 def _finish(run: RunDirectory, state: dict, data: _Data, model, write: bool) -> dict:
@@ -333,7 +351,7 @@ def _finish(run: RunDirectory, state: dict, data: _Data, model, write: bool) -> 
     if write:
         if data.workers > 1:  # a distributed model predicts per replica: evaluate the saved one, on one device
             model = load_model(run.path)
-        result.update(evaluate(model, data.dataset("validation")))
+        result.update(evaluate(model, data.dataset("validation", whole=True)))
         atomic_write_text(run / METRICS, json.dumps(result, indent=1))
         run.write_state({**state, "finished": True})
     return result

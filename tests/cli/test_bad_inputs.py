@@ -55,6 +55,15 @@ CASES = [
     ("train --config {tmp}/data.toml --run-dir {tmp}/r", ["data must be a path, got 7"]),
     ("train --data {prepared} --run-dir {tmp}/afile/run", ["afile is a file, not a folder"]),
     ("train --data {prepared} --run-dir {bad}/run", ["caf\\xe9/run is not a UTF-8 path", "--run-dir"]),
+    ("train --data {prepared} --distribute multiprocess --run-dir {tmp}/r", ["needs the JAX backend",
+                                                                             "KERAS_BACKEND=jax"]),
+    ("train --data {prepared} --distribute multiworker --run-dir {tmp}/r", ["keras-team/keras#20585", "multiprocess"]),
+    ("train --data {prepared} --distribute multiprocess --coordinator localhost --num-processes 2 --process-id 0 "
+     "--run-dir {tmp}/r", ["--coordinator must be HOST:PORT"]),
+    ("train --data {prepared} --distribute multiprocess --coordinator localhost:1234 --num-processes 2 "
+     "--process-id 2 --run-dir {tmp}/r", ["--process-id must be in 0..1"]),
+    ("train --data {prepared} --distribute multiprocess --coordinator localhost:1234 --num-processes 2 "
+     "--run-dir {tmp}/r", ["missing: --process-id"]),
     ("train --resume {tmp}/list-state", ["is not the state of a run", "damaged"]),
     ("train --resume {tmp}/lost-checkpoint", ["has no checkpoint of its last completed epoch", "--overwrite"]),
     ("train --resume {tmp}/bad-checkpoint", ["is not a Keras model file", "zip archive"]),

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import TINY
+from helpers import TINY_MODEL_CODE
 from keras_mlrs import data, runs
 from keras_mlrs.errors import MlrsError
 from keras_mlrs.runs import RunDirectory, TrainConfig
@@ -101,16 +101,15 @@ def test_the_run_directory_names_its_files(tiny_runs):
 def test_mirrored_training_on_two_logical_cpu_devices(tmp_path):
     prepared = tmp_path / "data"  # 2 train, 2 validation patches: every batch splits over 2 replicas
     data.prepare(data.sample_path(), prepared, split="random", seed=0, fractions=(0.4, 0.4, 0.2), workers=1)
-    script = textwrap.dedent(f"""
+    script = TINY_MODEL_CODE + textwrap.dedent(f"""
         import json, os
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from keras_mlrs import runs
         seen = {{}}
         config = runs.TrainConfig(loss="sparsemax", data={str(prepared)!r}, epochs=1, batch_size=2,
-                                  distribute="mirrored", model_params={TINY!r})
+                                  distribute="mirrored", model="tiny")
         result = runs.train(config, {str(tmp_path / "run")!r}, on_start=seen.update)
         print(json.dumps({{"replicas": seen["replicas"], "f1": result["samples"]["f1"]}}))
     """)
@@ -124,9 +123,10 @@ def test_mirrored_training_on_two_logical_cpu_devices(tmp_path):
     assert len(history) == 1 and all(np.isfinite(r["loss"]) for r in history)
 
 
-def test_multiworker_without_tf_config_is_a_clear_error(prepared, tmp_path, monkeypatch):
-    monkeypatch.delenv("TF_CONFIG", raising=False)
-    config = TrainConfig(data=str(prepared), epochs=1, distribute="multiworker")
-    with pytest.raises(MlrsError, match="TF_CONFIG"):
-        runs.train(config, tmp_path / "run")
+def test_multiworker_is_gone_with_the_reason_and_what_to_use(prepared, tmp_path):
+    """Keras 3 does not support TensorFlow's MultiWorkerMirroredStrategy (keras-team/keras#20585)."""
+    with pytest.raises(MlrsError, match="keras-team/keras#20585.*multiprocess"):
+        runs.train(TrainConfig(data=str(prepared), epochs=1, distribute="multiworker"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+

@@ -11,8 +11,9 @@ in different orders for one seed; each is exact and reproducible on its own.
 
 With ``process=(count, index)`` each global batch of ``batch_size`` records is cut into
 ``count`` equal parts and process ``index`` gets its part: together the processes see
-exactly the batches one process would, every record once per pass (the last partial
-global batch is dropped, so that every process takes the same number of steps).
+exactly the batches one process would. With ``multiple=m`` (the number of devices the
+batch is spread over; a multiple of ``count``) the last, partial batch is cut to a multiple
+of ``m`` records, so that at most ``m - 1`` records of a pass are left out.
 """
 
 import keras
@@ -36,25 +37,29 @@ class ShardBatches(keras.utils.PyDataset):
         layout: ``"groups"`` or ``"stacked"`` (see :func:`keras_mlrs.data.load`).
         upsampling: the stacked layout's upsampling.
         process: ``(count, index)``: this process's part of every global batch.
+        multiple: the last batch is cut to a multiple of this many records.
         workers: threads reading batches ahead of the model.
     """
 
     def __init__(self, shards, split, batch_size, shuffle=False, seed=None, drop_remainder=False, layout="groups",
-                 upsampling="nearest", process=None, workers=4):
+                 upsampling="nearest", process=None, multiple=1, workers=4):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
         count, index = process or (1, 0)
         if not (isinstance(count, int) and isinstance(index, int) and count >= 1 and 0 <= index < count):
             raise InvalidParameterError(f"process must be (count, index) with 0 <= index < count, got {process}.")
-        if batch_size % count:
+        multiple = max(int(multiple), count)
+        if batch_size % count or multiple % count:
             raise InvalidParameterError(f"batch_size {batch_size} does not split evenly over {count} processes; "
                                         f"choose a multiple of {count}.")
         self.reader, keys = shards.reader(split), shards.keys(split)
         if shuffle:
             keys = np.random.default_rng(seed).permutation(keys)
-        self.keys, self.batch_size, self.layout, self.upsampling = keys, int(batch_size), layout, upsampling
-        self.part = (self.batch_size // count * index, self.batch_size // count * (index + 1)) if count > 1 else None
-        whole = len(keys) // self.batch_size
-        self.batches = whole if drop_remainder or count > 1 else -(-len(keys) // self.batch_size)
+        self.batch_size, self.layout, self.upsampling = int(batch_size), layout, upsampling
+        self.count, self.index = count, index
+        whole, tail = divmod(len(keys), self.batch_size)
+        tail = 0 if drop_remainder else tail - tail % multiple
+        self.keys = keys[: whole * self.batch_size + tail]
+        self.batches = whole + (tail > 0)
 
     def __len__(self) -> int:
         return self.batches
@@ -63,8 +68,9 @@ class ShardBatches(keras.utils.PyDataset):
         if not 0 <= i < self.batches:
             raise IndexError(f"batch {i} of {self.batches}")
         keys = self.keys[i * self.batch_size : (i + 1) * self.batch_size]
-        if self.part is not None:
-            keys = keys[self.part[0] : self.part[1]]
+        if self.count > 1:
+            share = len(keys) // self.count
+            keys = keys[share * self.index : share * (self.index + 1)]
         *groups, labels = self.reader.read(keys, pooled=False)
         inputs = dict(zip(GROUPS, groups))
         if self.layout == "stacked":

@@ -52,11 +52,14 @@ def test_each_pass_is_a_seeded_permutation_of_every_record(shards):
     assert len(dropped) == 2 and len(passes[0]) == 3
 
 
-def test_process_parts_add_up_to_the_single_process_batches(shards):
+def test_process_parts_add_up_to_the_single_process_batches_and_tails_spread_evenly(shards):
     whole = _names(data.load(shards, "train", batch_size=8, seed=3, pipeline="numpy"))
     parts = [_names(data.load(shards, "train", batch_size=8, seed=3, process=(2, i))) for i in (0, 1)]
-    assert [len(p) for p in parts] == [2, 2] and len(whole) == 3  # the last, partial global batch is dropped
-    whole = whole[:2]
+    assert [len(p) for p in parts] == [3, 3] and [len(b) for b in parts[0]] == [4, 4, 2]
+    cut = data.load(shards, "train", batch_size=8, seed=3, process=(2, 1), multiple=4)  # 4 devices in all
+    assert [len(y) for _, y in cut] == [4, 4, 2]
+    odd = data.load(shards, "train", batch_size=6, seed=3, multiple=4, pipeline="numpy")  # 20 = 3 * 6 + 2
+    assert [len(y) for _, y in odd] == [6, 6, 6]  # a tail of 2 cannot spread over 4 devices
     assert [a + b for a, b in zip(*parts)] == whole
     with pytest.raises(MlrsError, match="does not split evenly over 3 processes"):
         data.load(shards, "train", batch_size=8, process=(3, 0))

@@ -1,0 +1,67 @@
+"""JAX without TensorFlow: on a JAX GPU machine TensorFlow is often absent. With its import
+blocked in the process, the commands run end to end under JAX: prepare (TFRecord framing of
+its own), train on the numpy pipeline (and its end-of-training evaluation), evaluate, predict,
+explain and push, and the exported model loads back."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from helpers import TINY_MODEL_CODE
+
+BLOCK = """
+import importlib.abc, sys
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tf_keras", "tensorboard"):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+sys.meta_path.insert(0, NoTensorFlow())
+"""
+
+
+@pytest.mark.backend_free  # the commands run under JAX in their own process; this one reads their files
+def test_the_commands_run_under_jax_with_tensorflow_blocked(tmp_path):
+    script = BLOCK + TINY_MODEL_CODE + textwrap.dedent(f"""
+        import json
+        from typer.testing import CliRunner
+        from keras_mlrs import data
+        from keras_mlrs.cli.main import app
+        w = {str(tmp_path)!r}
+        patch = str(sorted(p for p in data.sample_path().iterdir() if p.is_dir())[0])
+        commands = [
+            ["data", "prepare", str(data.sample_path()), "--out", w + "/shards", "--split", "random"],
+            ["train", "--data", w + "/shards", "--loss", "bce", "--epochs", "1", "--batch-size", "2",
+             "--model", "tiny", "--run-dir", w + "/run"],
+            ["evaluate", w + "/run", "--split", "validation", "--json", w + "/report.json"],
+            ["predict", w + "/run", patch],
+            ["explain", patch, "--model", w + "/run", "-c", "0", "--out", w + "/explained"],
+            ["push", w + "/run", "--repo", "o/m", "--to", w + "/export"],
+            ["predict", w + "/export", patch],
+        ]
+        outputs = []
+        for args in commands:
+            result = CliRunner().invoke(app, args)
+            if result.exit_code != 0:
+                sys.exit(f"mlrs {{' '.join(args)}} failed: {{result.output[-2000:]}} {{result.exception!r}}")
+            outputs.append(result.output)
+        import keras
+        assert keras.backend.backend() == "jax" and "tensorflow" not in sys.modules
+        print(json.dumps(outputs))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "KERAS_BACKEND": "jax", "COLUMNS": "200"})
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    outputs = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "writes no TensorBoard logs" in outputs[1] and not (tmp_path / "run" / "tensorboard").exists()
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())  # the end-of-training evaluation
+    assert 0.0 <= metrics["samples"]["f1"] <= 1.0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["decision"]["name"] == "sigmoid" and report["patches"] == 1
+    relevance = np.load(next((tmp_path / "explained").glob("*_lrp.npy")))
+    assert np.isfinite(relevance).all() and np.abs(relevance).sum() > 0
+    assert outputs[3].splitlines() and outputs[3] == outputs[-1]  # the export predicts as the run does

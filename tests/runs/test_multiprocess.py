@@ -1,0 +1,193 @@
+"""Multi-process data parallelism on JAX (``--distribute multiprocess``), for real: processes
+on localhost joined by ``jax.distributed`` and exchanging through JAX's CPU collectives
+(Gloo), each reading its part of every global batch.
+
+The runs are ``mlrs train`` with a tiny model registered (``helpers.TINY_MLRS``): what is tested is
+how the batches and the gradients travel, and JAX compiles the tiny model's steps in a
+fraction of the K-Branch CNN's time. The processes also share JAX's persistent compilation
+cache (a folder of this module).
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from helpers import TINY_MLRS, one_line_error
+from keras_mlrs import data
+
+pytestmark = pytest.mark.backend_free  # the runs are JAX processes of their own; this one reads their files
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory):
+    """2 train and 2 validation patches (a global batch of 2 splits over 2 processes), and
+    the environment of the processes."""
+    root = tmp_path_factory.mktemp("multiprocess")
+    shards = root / "shards"
+    data.prepare(data.sample_path(), shards, split="random", seed=0, fractions=(0.4, 0.4, 0.2), workers=1)
+    env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}, "KERAS_BACKEND": "jax", "JAX_COMPILATION_CACHE_DIR": str(root / "jax-cache"),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+           "COLUMNS": "200"}
+    return {"shards": shards, "env": env, "root": root}
+
+
+def _port() -> int:
+    """A free port whose successor is free too (the lifeline listens there)."""
+    for _ in range(50):
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("localhost", 0))
+            port = a.getsockname()[1]
+            try:
+                b.bind(("localhost", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+MLRS_ARGS = [sys.executable, "-c", TINY_MLRS]
+TINY_FLAGS = ["--model", "tiny"]
+#: plain gradient steps, large enough that two epochs move the weights far beyond float32 rounding
+SGD = ["--optimizer", "sgd", "--lr", "0.5"]
+
+
+def _processes(setting, args, count=2, timeout=300):
+    """Run ``mlrs`` ``args`` as ``count`` processes of one multiprocess run: their
+    ``(stdout, stderr, exit status)`` (through files: a full pipe would stall a process, and
+    with it the others, in a collective)."""
+    port, logs = _port(), setting["root"] / f"logs-{time.monotonic_ns()}"
+    logs.mkdir()
+    distribute = [] if "--resume" in args else ["--distribute", "multiprocess"]  # a resumed run keeps its own
+    procs = []
+    for i in range(count):
+        with open(logs / f"{i}.out", "w") as out, open(logs / f"{i}.err", "w") as err:
+            procs.append(subprocess.Popen([*MLRS_ARGS, *map(str, args), *distribute, "--coordinator",
+                                           f"localhost:{port}", "--num-processes", str(count), "--process-id", str(i)],
+                                          env=setting["env"], stdout=out, stderr=err, text=True))
+    try:
+        for p in procs:
+            p.wait(timeout=timeout)
+    finally:
+        for p in procs:
+            p.kill()
+    return [((logs / f"{i}.out").read_text(), (logs / f"{i}.err").read_text(), p.returncode)
+            for i, p in enumerate(procs)]
+
+
+def _weights(model):
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(model) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as f:
+        out = {}
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def _assert_close(a, b):
+    """The weights of two .keras files agree to float32 rounding (the sums of a batch's
+    gradients are added in another order across devices)."""
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys() and len(wa) > 5
+    for name in wa:
+        np.testing.assert_allclose(wa[name], wb[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def _assert_moved(run, tolerance=1e-3):
+    """The second epoch changed the weights by far more than :func:`_assert_close` allows."""
+    first, last = _weights(run / "checkpoints" / "epoch-0001.keras"), _weights(run / "last.keras")
+    assert max(float(np.abs(first[k] - last[k]).max()) for k in first if k.startswith("layers/")) > tolerance
+
+
+#: the runs compared: two epochs of two steps of plain gradient descent
+COMMON = ["--loss", "bce", "--epochs", "2", "--batch-size", "2", "--model", "tiny", *SGD, "--pipeline", "numpy",
+          "--keep-every", "1"]
+
+
+@pytest.fixture(scope="module")
+def one_device(setting):
+    """The reference: the run on one device of one process."""
+    run = setting["root"] / "one"
+    done = subprocess.run([*MLRS_ARGS, "train", "--data", str(setting["shards"]), *COMMON, "--run-dir", str(run)],
+                          env=setting["env"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run
+
+
+def test_two_processes_train_and_resume_as_one_process_does(setting, one_device, tmp_path):
+    common = ["train", "--data", setting["shards"], *COMMON]
+    results = _processes(setting, [*common, "--run-dir", tmp_path / "two"])
+    for i, (_, err, code) in enumerate(results):
+        assert code == 0, (i, err[-3000:])
+    assert "process 1 of 2" in results[1][0] and "process 0 wrote the run directory" in results[1][0]
+    assert "Final model" in results[0][0]
+    run = tmp_path / "two"
+    assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in one_device.iterdir())
+    _assert_close(one_device / "last.keras", run / "last.keras")
+    _assert_moved(run)
+    first, second = (json.loads((r / "state.json").read_text())["history"] for r in (one_device, run))
+    assert [round(r["val_loss"], 5) for r in first] == [round(r["val_loss"], 5) for r in second]
+
+    # killed after its first epoch: the state says epoch 1 and the second checkpoint is not there
+    state = json.loads((run / "state.json").read_text())
+    state.update(epoch=1, history=state["history"][:1], finished=False,
+                 best={**state["best"], "epoch": 1, "value": state["history"][0]["val_f1_samples"]})
+    (run / "state.json").write_text(json.dumps(state))
+    (run / "checkpoints" / "epoch-0002.keras").unlink()
+    resumed = _processes(setting, ["train", "--resume", run])
+    assert [code for *_, code in resumed] == [0, 0], resumed[0][1][-3000:] + resumed[1][1][-3000:]
+    _assert_close(one_device / "last.keras", run / "last.keras")
+
+
+def test_one_process_on_two_devices_trains_as_one_device_does(setting, one_device, tmp_path):
+    """``data_parallel``: JAX's two host devices in one process (XLA_FLAGS), each a half batch."""
+    done = subprocess.run([*MLRS_ARGS, "train", "--data", str(setting["shards"]), *COMMON, "--distribute",
+                           "data_parallel", "--run-dir", str(tmp_path / "two")], capture_output=True, text=True,
+                          env={**setting["env"], "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 replicas (data_parallel)" in done.stdout
+    _assert_close(one_device / "last.keras", tmp_path / "two" / "last.keras")
+    _assert_moved(tmp_path / "two")
+
+
+def test_a_killed_process_stops_the_others_in_one_line(setting, tmp_path):
+    port, run = _port(), tmp_path / "run"
+    args = ["train", "--data", setting["shards"], "--loss", "bce", "--epochs", "200", "--batch-size", "2",
+            *TINY_FLAGS, "--run-dir", run, "--distribute", "multiprocess", "--coordinator", f"localhost:{port}",
+            "--num-processes", "2", "--connect-timeout", "60"]
+    procs = [subprocess.Popen([*MLRS_ARGS, *map(str, args), "--process-id", str(i)], env=setting["env"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    try:
+        deadline = time.monotonic() + 240
+        while not (run / "state.json").exists():  # a completed epoch: the run is resumable
+            assert time.monotonic() < deadline and procs[0].poll() is None, procs[0].communicate()[1][-3000:]
+            time.sleep(0.5)
+        procs[1].kill()
+        start = time.monotonic()
+        out, err = procs[0].communicate(timeout=60)
+        waited = time.monotonic() - start
+    finally:
+        for p in procs:
+            p.kill()
+    result = subprocess.CompletedProcess(args, procs[0].returncode, out, err)
+    one_line_error(result, "another process of the multiprocess run stopped", "--resume")
+    assert waited < 30  # at once, not after JAX's heartbeat timeout
+    state = json.loads((run / "state.json").read_text())
+    assert not state.get("finished") and state["epoch"] >= 1  # resumable, not complete
+
+
+def test_an_unreachable_coordinator_is_a_one_line_error_that_writes_nothing(setting, tmp_path):
+    done = subprocess.run([*MLRS_ARGS, "train", "--data", str(setting["shards"]), "--model", "tiny", "--run-dir",
+                           str(tmp_path / "run"), "--distribute", "multiprocess", "--coordinator",
+                           f"localhost:{_port()}", "--num-processes", "2", "--process-id", "1", "--connect-timeout",
+                           "1"], env=setting["env"], capture_output=True, text=True, timeout=120)
+    one_line_error(done, "could not reach process 0", "within 1 s")
+    assert not (tmp_path / "run").exists()
