@@ -8,7 +8,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from keras_mlrs.cli import registry
-from keras_mlrs.cli.app import console, data_app, err_console, quiet_tensorflow
+from keras_mlrs.cli.app import console, data_app, quiet_tensorflow
+from keras_mlrs.errors import PrepareError
 
 
 @data_app.command("prepare")
@@ -78,13 +79,11 @@ def data_verify_command(
     from keras_mlrs.data import verify
 
     result = verify(folder)
-    if result["bad"]:
+    if result["bad"]:  # the report on stdout, the error in one line on stderr
         for bad in result["bad"]:
-            err_console.print(f"bad shard {folder / bad['file']} ({bad['split']}): {bad['problem']}", highlight=False)
-        err_console.print(f"{len(result['bad'])} of {result['shards']} shard(s) failed verification; rerun "
-                          f"`mlrs data prepare` with the same arguments and --out {folder} to rewrite them.",
-                          highlight=False)
-        raise typer.Exit(1)
+            console.print(f"bad shard {folder / bad['file']} ({bad['split']}): {bad['problem']}", highlight=False)
+        raise PrepareError(f"{len(result['bad'])} of {result['shards']} shard(s) failed verification; rerun "
+                           f"mlrs data prepare with the same arguments and --out {folder} to rewrite them.")
     console.print(f"[bold]{folder}[/bold]: all {result['shards']} shard(s) match manifest.json "
                   f"({result['records']:,} patches).", highlight=False)
 
