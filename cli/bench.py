@@ -74,6 +74,8 @@ def bench_data_command(
                   f"{lo['ours']:,.0f}", f"{lo['raw']:,.0f}", f"{ratio['load_vs_raw']:.1f}x")
     table.add_row("load shuffled, patches/s (vs official, shuffle buffer)", f"{lo['ours_shuffled']:,.0f}",
                   f"{lo['official_shuffled']:,.0f}", f"{ratio['load_shuffled_vs_official_shuffled']:.1f}x")
+    table.add_row("load shuffled, numpy pipeline (no TensorFlow) vs tf.data", f"{lo['numpy_shuffled']:,.0f}",
+                  f"{lo['ours_shuffled']:,.0f}", f"{ratio['numpy_vs_tf_data_shuffled']:.2f}x")
     table.add_row("prepare peak memory, MiB (4x data vs 1x)", f"{m['4x']:,.0f}", f"{m['1x']:,.0f}",
                   f"{ratio['prepare_memory_4x_vs_1x']:.2f}x")
     console.print(table)

@@ -47,14 +47,16 @@ def test_bench_losses_times_each_loss_against_bce():
 
 
 def test_bench_data_measures_every_contender_on_real_data(tmp_path):
-    def loader_rate(path, batch_size, epochs=1, limit=None, shuffle=False):
-        return {"prepared": 400.0, "official": 100.0, "archive": 20.0}[path.name] / (2 if shuffle else 1)
+    def loader_rate(path, batch_size, epochs=1, limit=None, shuffle=False, pipeline="tf.data"):
+        rate = {"prepared": 400.0, "official": 100.0, "archive": 20.0}[path.name] / (2 if shuffle else 1)
+        return rate * (0.9 if pipeline == "numpy" else 1)
 
     result = bench.bench_data(patches=50, batch_size=16, rounds=1, workdir=tmp_path, loader_rate=loader_rate,
                               peak_rss=lambda archive, out: 100.0 if archive.name == "archive" else 130.0)
     assert result["load_patches_per_s"] == {"ours": 400.0, "official": 100.0, "raw": 20.0, "ours_shuffled": 200.0,
-                                            "official_shuffled": 50.0}
+                                            "official_shuffled": 50.0, "numpy_shuffled": 180.0}
     ratios = result["ratios"]
+    assert ratios["numpy_vs_tf_data_shuffled"] == pytest.approx(0.9)
     assert (ratios["load_vs_official"], ratios["load_vs_raw"], ratios["load_shuffled_vs_official_shuffled"]) == (
         4.0, 20.0, 4.0)
     assert ratios["prepare_memory_4x_vs_1x"] == pytest.approx(1.3)
@@ -68,6 +70,7 @@ def test_bench_data_measures_every_contender_on_real_data(tmp_path):
 
 def test_loader_rate_reads_the_whole_split(prepared):
     assert bench_data_module.loader_rate(prepared, batch_size=2) > 0
+    assert bench_data_module.loader_rate(prepared, batch_size=2, shuffle=True, pipeline="numpy") > 0
 
 
 def test_bench_explain_compares_the_engines_with_an_injected_reference(monkeypatch):
@@ -111,16 +114,18 @@ def test_the_bench_commands_print_their_tables(monkeypatch):
     assert "12.5" in result.output and "1.250x" in result.output
     numbers = {"prepare_patches_per_s": {"ours": 300.0, "rasterio": 100.0},
                "load_patches_per_s": {"ours": 4000.0, "official": 1000.0, "raw": 200.0, "ours_shuffled": 3000.0,
-                                      "official_shuffled": 500.0},
+                                      "official_shuffled": 500.0, "numpy_shuffled": 2700.0},
                "prepare_peak_rss_mib": {"1x": 100.0, "4x": 120.0},
                "ratios": {"prepare_vs_rasterio": 3.0, "load_vs_official": 4.0, "load_vs_raw": 20.0,
-                          "load_shuffled_vs_official_shuffled": 6.0, "prepare_memory_4x_vs_1x": 1.2},
+                          "load_shuffled_vs_official_shuffled": 6.0, "prepare_memory_4x_vs_1x": 1.2,
+                          "numpy_vs_tf_data_shuffled": 0.9},
                "workdir": "/tmp/x"}
     monkeypatch.setattr(bench, "bench_data", lambda **kw: numbers)
     result = runner.invoke(app, ["bench", "data"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     for row, ratio in (("vs rasterio", "3.0x"), ("vs official int64", "4.0x"), ("vs raw archive", "20.0x"),
-                       ("vs official, shuffle buffer", "6.0x"), ("peak memory", "1.20x")):
+                       ("vs official, shuffle buffer", "6.0x"), ("peak memory", "1.20x"),
+                       ("numpy pipeline", "0.90x")):
         line = next(line for line in result.output.splitlines() if row in line)
         assert ratio in line, line
     monkeypatch.setattr(bench, "bench_explain", lambda **kw: {

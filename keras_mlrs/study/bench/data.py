@@ -32,31 +32,43 @@ def _rasterio_groups(folder: Path) -> dict:
     return groups
 
 
-def loader_rate(path, batch_size: int, epochs: int = 1, limit: int | None = None, shuffle: bool = False) -> float:
+def loader_rate(path, batch_size: int, epochs: int = 1, limit: int | None = None, shuffle: bool = False,
+                pipeline: str = "tf.data") -> float:
     """Patches/s of :func:`keras_mlrs.data.load` on the training split over ``epochs``
     passes, after one warm-up pass (files in the page cache, pipeline built). With
     ``limit``, only the first ``limit`` patches are read (for the slow raw-archive path);
-    with ``shuffle``, records come in training order (seeded)."""
+    with ``shuffle``, records come in training order (seeded). The ``numpy`` pipeline is
+    read as ``fit`` reads it: through Keras' PyDataset adapter and its reading threads."""
     ds = load(path, "train", batch_size=batch_size, shuffle=shuffle, seed=0 if shuffle else None,
-              split_scheme="random", fractions=(1.0, 0.0, 0.0))
+              split_scheme="random", fractions=(1.0, 0.0, 0.0), pipeline=pipeline)
     if limit:
         ds = ds.take(max(1, limit // batch_size))
-    for _ in ds:
+
+    def batches():
+        if pipeline != "numpy":
+            return iter(ds)
+        # Keras' own reader of a PyDataset, as fit() uses it (no public name)
+        from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+        return PyDatasetAdapter(ds, shuffle=False).get_numpy_iterator()
+
+    for _ in batches():
         pass
     n, start = 0, time.perf_counter()
     for _ in range(epochs):
-        for x, _ in ds:
+        for x, _ in batches():
             n += int(x["b10m"].shape[0])
     return n / (time.perf_counter() - start)
 
 
-def loader_rate_in_subprocess(path, batch_size, epochs=1, limit=None, shuffle=False) -> float:
+def loader_rate_in_subprocess(path, batch_size, epochs=1, limit=None, shuffle=False, pipeline="tf.data") -> float:
     """:func:`loader_rate` in a fresh process: TensorFlow's generator dataset (the raw path)
     lowers glibc's M_TRIM_THRESHOLD for the whole process, after which every large batch
     allocation faults its pages in again and any loader measured later is slowed."""
     code = (
         "import sys; from keras_mlrs.study.bench.data import loader_rate; "
-        f"print(loader_rate(sys.argv[1], {int(batch_size)}, {int(epochs)}, {limit!r}, {bool(shuffle)!r}))"
+        f"print(loader_rate(sys.argv[1], {int(batch_size)}, {int(epochs)}, {limit!r}, {bool(shuffle)!r}, "
+        f"{pipeline!r}))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -87,7 +99,8 @@ def bench_data(patches: int = 2000, batch_size: int = 256, rounds: int = 3, work
     * load, patches/s into batches (``loader_rate``): our shards vs the official int64
       TFRecord format vs reading the raw archive on the fly, in file order; and ours vs the
       official format shuffled as for training (ours exactly, the official format through
-      the loader's shuffle buffer of 4,096 records);
+      the loader's shuffle buffer of 4,096 records); and our shards shuffled through the
+      numpy pipeline (no TensorFlow, read as ``fit`` reads it) vs the tf.data pipeline;
     * peak memory of prepare (``peak_rss``) on the archive and on 4× the archive.
 
     Throughputs are medians over ``rounds``; ``ratios`` are medians of the per-round
@@ -122,18 +135,21 @@ def bench_data(patches: int = 2000, batch_size: int = 256, rounds: int = 3, work
             write_official_tfrecord(official / "train.tfrecord", (raw.read(ref) for ref in raw.refs("train")))
 
         # each measurement in a fresh process (see loader_rate_in_subprocess)
-        times = {"ours": [], "official": [], "raw": [], "ours_shuffled": [], "official_shuffled": []}
+        times = {"ours": [], "official": [], "raw": [], "ours_shuffled": [], "official_shuffled": [],
+                 "numpy_shuffled": []}
         for _ in range(rounds):
             times["ours"].append(loader_rate(prepared, batch_size, epochs=3))
             times["official"].append(loader_rate(official, batch_size))
             times["raw"].append(loader_rate(archive, batch_size, limit=4 * batch_size))
             times["ours_shuffled"].append(loader_rate(prepared, batch_size, epochs=3, shuffle=True))
             times["official_shuffled"].append(loader_rate(official, batch_size, shuffle=True))
+            times["numpy_shuffled"].append(loader_rate(prepared, batch_size, epochs=3, shuffle=True, pipeline="numpy"))
         results["load_patches_per_s"] = {k: statistics.median(v) for k, v in times.items()}
         ratios["load_vs_official"] = paired_ratio(times["ours"], times["official"])
         ratios["load_vs_raw"] = paired_ratio(times["ours"], times["raw"])
         ratios["load_shuffled_vs_official_shuffled"] = paired_ratio(times["ours_shuffled"],
                                                                     times["official_shuffled"])
+        ratios["numpy_vs_tf_data_shuffled"] = paired_ratio(times["numpy_shuffled"], times["ours_shuffled"])
 
         # memory of prepare, 1x and 4x the data
         big = replicate_sample(work / "archive4x", 4 * patches)
