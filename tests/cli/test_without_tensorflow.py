@@ -1,13 +1,14 @@
 """JAX without TensorFlow: on a JAX GPU machine TensorFlow is often absent. With its import
 blocked in the process, the commands run end to end under JAX: prepare (TFRecord framing of
 its own), train on the numpy pipeline (and its end-of-training evaluation), evaluate, predict,
-explain and push, and the exported model loads back."""
+explain and push, and the exported model loads back, from its folder and as hf://."""
 
 import json
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +27,12 @@ sys.meta_path.insert(0, NoTensorFlow())
 
 @pytest.mark.backend_free  # the commands run under JAX in their own process; this one reads their files
 def test_the_commands_run_under_jax_with_tensorflow_blocked(tmp_path):
-    script = BLOCK + TINY_MODEL_CODE + textwrap.dedent(f"""
+    hub = tmp_path / "hub"  # the Hugging Face cache, seeded with the pushed model before it is pulled
+    script = f"import os; os.environ.update(HF_HUB_CACHE={str(hub)!r}, HF_HUB_OFFLINE='1')\n" + BLOCK + \
+        TINY_MODEL_CODE + textwrap.dedent(f"""
         import json
+        sys.path.insert(0, {str(Path(__file__).parents[1])!r})
+        from helpers import seed_hub_cache
         from typer.testing import CliRunner
         from keras_mlrs import data
         from keras_mlrs.cli.main import app
@@ -42,9 +47,12 @@ def test_the_commands_run_under_jax_with_tensorflow_blocked(tmp_path):
             ["explain", patch, "--model", w + "/run", "-c", "0", "--out", w + "/explained"],
             ["push", w + "/run", "--repo", "o/m", "--to", w + "/export"],
             ["predict", w + "/export", patch],
+            ["predict", "hf://o/m", patch],
         ]
         outputs = []
         for args in commands:
+            if args[1] == "hf://o/m":
+                seed_hub_cache(w + "/export", "o/m", {str(hub)!r})
             result = CliRunner().invoke(app, args)
             if result.exit_code != 0:
                 sys.exit(f"mlrs {{' '.join(args)}} failed: {{result.output[-2000:]}} {{result.exception!r}}")
@@ -64,4 +72,5 @@ def test_the_commands_run_under_jax_with_tensorflow_blocked(tmp_path):
     assert report["decision"]["name"] == "sigmoid" and report["patches"] == 1
     relevance = np.load(next((tmp_path / "explained").glob("*_lrp.npy")))
     assert np.isfinite(relevance).all() and np.abs(relevance).sum() > 0
-    assert outputs[3].splitlines() and outputs[3] == outputs[-1]  # the export predicts as the run does
+    assert outputs[3].splitlines() and outputs[3] == outputs[-2]  # the export predicts as the run does
+    assert outputs[-1] == outputs[3]  # and so does the model pulled from the (offline) Hub

@@ -191,3 +191,18 @@ def test_an_unreachable_coordinator_is_a_one_line_error_that_writes_nothing(sett
                            "1"], env=setting["env"], capture_output=True, text=True, timeout=120)
     one_line_error(done, "could not reach process 0", "within 1 s")
     assert not (tmp_path / "run").exists()
+
+
+def test_processes_started_for_different_counts_refuse_in_one_line(setting, tmp_path):
+    port = _port()
+    procs = []
+    for index, count in ((0, 2), (1, 3)):
+        args = ["train", "--data", str(setting["shards"]), "--model", "tiny", "--run-dir", str(tmp_path / "run"),
+                "--distribute", "multiprocess", "--coordinator", f"localhost:{port}", "--num-processes", str(count),
+                "--process-id", str(index), "--connect-timeout", "4"]
+        procs.append(subprocess.Popen([*MLRS_ARGS, *args], env=setting["env"], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    results = [subprocess.CompletedProcess(p.args, p.wait(timeout=120), *p.communicate()) for p in procs]
+    one_line_error(results[1], "was started for 3 processes, the run has 2", "--num-processes")
+    one_line_error(results[0], "waited 4 s for process(es) 1 of 2")
+    assert not (tmp_path / "run").exists()
