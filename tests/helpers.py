@@ -21,6 +21,16 @@ from keras_mlrs.models import kbranch_cnn
 BACKEND = keras.backend.backend()
 PNG = b"\x89PNG\r\n\x1a\n"
 #: `mlrs` in a fresh Python process: ``[sys.executable, "-c", MLRS, *args]``.
+#: Code that makes ``import tensorflow`` fail in the process that runs it, as on a JAX machine
+#: without TensorFlow (``tensorflow_available()`` is then False)
+NO_TENSORFLOW = """
+import importlib.abc, sys
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tf_keras", "tensorboard"):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+sys.meta_path.insert(0, NoTensorFlow())
+"""
 #: A tiny model registered as "tiny" (code for a script of its own; ``TINY_MLRS`` is ``mlrs``
 #: with it, as ``python -c TINY_MLRS args...``): the band groups averaged, two dense layers.
 #: JAX and tf.distribute compile its steps in a fraction of the K-Branch CNN's time, for the

@@ -13,22 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import TINY_MODEL_CODE
-
-BLOCK = """
-import importlib.abc, sys
-class NoTensorFlow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "tf_keras", "tensorboard"):
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
-sys.meta_path.insert(0, NoTensorFlow())
-"""
+from helpers import NO_TENSORFLOW, TINY_MODEL_CODE
 
 
 @pytest.mark.backend_free  # the commands run under JAX in their own process; this one reads their files
 def test_the_commands_run_under_jax_with_tensorflow_blocked(tmp_path):
     hub = tmp_path / "hub"  # the Hugging Face cache, seeded with the pushed model before it is pulled
-    script = f"import os; os.environ.update(HF_HUB_CACHE={str(hub)!r}, HF_HUB_OFFLINE='1')\n" + BLOCK + \
+    script = f"import os; os.environ.update(HF_HUB_CACHE={str(hub)!r}, HF_HUB_OFFLINE='1')\n" + NO_TENSORFLOW + \
         TINY_MODEL_CODE + textwrap.dedent(f"""
         import json
         sys.path.insert(0, {str(Path(__file__).parents[1])!r})

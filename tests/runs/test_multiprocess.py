@@ -4,8 +4,10 @@ on localhost joined by ``jax.distributed`` and exchanging through JAX's CPU coll
 
 The runs are ``mlrs train`` with a tiny model registered (``helpers.TINY_MLRS``): what is tested is
 how the batches and the gradients travel, and JAX compiles the tiny model's steps in a
-fraction of the K-Branch CNN's time. The processes also share JAX's persistent compilation
-cache (a folder of this module).
+fraction of the K-Branch CNN's time. TensorFlow's import is blocked in them, as on a JAX
+machine without it (and it spares each process TensorFlow's start-up). The processes share
+JAX's persistent compilation cache (a folder of this module). ``tests/run.sh`` runs this
+module on its own, after the two suites: its processes need the cores to themselves.
 """
 
 import json
@@ -18,7 +20,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import TINY_MLRS, one_line_error
+from helpers import NO_TENSORFLOW, TINY_MLRS, one_line_error
 from keras_mlrs import data
 
 pytestmark = pytest.mark.backend_free  # the runs are JAX processes of their own; this one reads their files
@@ -51,7 +53,7 @@ def _port() -> int:
     raise RuntimeError("no two consecutive free ports")
 
 
-MLRS_ARGS = [sys.executable, "-c", TINY_MLRS]
+MLRS_ARGS = [sys.executable, "-c", NO_TENSORFLOW + TINY_MLRS]
 TINY_FLAGS = ["--model", "tiny"]
 #: plain gradient steps, large enough that two epochs move the weights far beyond float32 rounding
 SGD = ["--optimizer", "sgd", "--lr", "0.5"]
@@ -113,16 +115,24 @@ COMMON = ["--loss", "bce", "--epochs", "2", "--batch-size", "2", "--model", "tin
 
 
 @pytest.fixture(scope="module")
-def one_device(setting):
-    """The reference: the run on one device of one process."""
-    run = setting["root"] / "one"
-    done = subprocess.run([*MLRS_ARGS, "train", "--data", str(setting["shards"]), *COMMON, "--run-dir", str(run)],
-                          env=setting["env"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return run
+def reference(setting):
+    """The reference, the run on one device of one process, and beside it (at once, a core
+    each) the same run on two devices of one process (``data_parallel``, JAX's host devices
+    split by XLA_FLAGS): their run directories."""
+    runs = {"one": ([], ""), "two": (["--distribute", "data_parallel"], "--xla_force_host_platform_device_count=2")}
+    procs = {name: subprocess.Popen([*MLRS_ARGS, "train", "--data", str(setting["shards"]), *COMMON, *more,
+                                     "--run-dir", str(setting["root"] / name)], env={**setting["env"], "XLA_FLAGS": flags},
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, (more, flags) in runs.items()}
+    outputs = {name: p.communicate(timeout=300) + (p.returncode,) for name, p in procs.items()}
+    for name, (_, err, code) in outputs.items():
+        assert code == 0, (name, err[-3000:])
+    assert "2 replicas (data_parallel)" in outputs["two"][0]
+    return {name: setting["root"] / name for name in runs}
 
 
-def test_two_processes_train_and_resume_as_one_process_does(setting, one_device, tmp_path):
+def test_two_processes_train_and_resume_as_one_process_does(setting, reference, tmp_path):
+    one_device = reference["one"]
     common = ["train", "--data", setting["shards"], *COMMON]
     results = _processes(setting, [*common, "--run-dir", tmp_path / "two"])
     for i, (_, err, code) in enumerate(results):
@@ -147,15 +157,10 @@ def test_two_processes_train_and_resume_as_one_process_does(setting, one_device,
     _assert_close(one_device / "last.keras", run / "last.keras")
 
 
-def test_one_process_on_two_devices_trains_as_one_device_does(setting, one_device, tmp_path):
-    """``data_parallel``: JAX's two host devices in one process (XLA_FLAGS), each a half batch."""
-    done = subprocess.run([*MLRS_ARGS, "train", "--data", str(setting["shards"]), *COMMON, "--distribute",
-                           "data_parallel", "--run-dir", str(tmp_path / "two")], capture_output=True, text=True,
-                          env={**setting["env"], "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "2 replicas (data_parallel)" in done.stdout
-    _assert_close(one_device / "last.keras", tmp_path / "two" / "last.keras")
-    _assert_moved(tmp_path / "two")
+def test_one_process_on_two_devices_trains_as_one_device_does(reference):
+    """``data_parallel``: each of the two devices computes half of every batch."""
+    _assert_close(reference["one"] / "last.keras", reference["two"] / "last.keras")
+    _assert_moved(reference["two"])
 
 
 def test_a_killed_process_stops_the_others_in_one_line(setting, tmp_path):
@@ -163,8 +168,10 @@ def test_a_killed_process_stops_the_others_in_one_line(setting, tmp_path):
     args = ["train", "--data", setting["shards"], "--loss", "bce", "--epochs", "200", "--batch-size", "2",
             *TINY_FLAGS, "--run-dir", run, "--distribute", "multiprocess", "--coordinator", f"localhost:{port}",
             "--num-processes", "2", "--connect-timeout", "60"]
-    procs = [subprocess.Popen([*MLRS_ARGS, *map(str, args), "--process-id", str(i)], env=setting["env"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    # with TensorFlow this time: without it process 0 would also warn that it writes no TensorBoard logs
+    procs = [subprocess.Popen([sys.executable, "-c", TINY_MLRS, *map(str, args), "--process-id", str(i)],
+                              env=setting["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in (0, 1)]
     try:
         deadline = time.monotonic() + 240
         while not (run / "state.json").exists():  # a completed epoch: the run is resumable
@@ -184,25 +191,19 @@ def test_a_killed_process_stops_the_others_in_one_line(setting, tmp_path):
     assert not state.get("finished") and state["epoch"] >= 1  # resumable, not complete
 
 
-def test_an_unreachable_coordinator_is_a_one_line_error_that_writes_nothing(setting, tmp_path):
-    done = subprocess.run([*MLRS_ARGS, "train", "--data", str(setting["shards"]), "--model", "tiny", "--run-dir",
-                           str(tmp_path / "run"), "--distribute", "multiprocess", "--coordinator",
-                           f"localhost:{_port()}", "--num-processes", "2", "--process-id", "1", "--connect-timeout",
-                           "1"], env=setting["env"], capture_output=True, text=True, timeout=120)
-    one_line_error(done, "could not reach process 0", "within 1 s")
-    assert not (tmp_path / "run").exists()
-
-
-def test_processes_started_for_different_counts_refuse_in_one_line(setting, tmp_path):
-    port = _port()
-    procs = []
-    for index, count in ((0, 2), (1, 3)):
-        args = ["train", "--data", str(setting["shards"]), "--model", "tiny", "--run-dir", str(tmp_path / "run"),
-                "--distribute", "multiprocess", "--coordinator", f"localhost:{port}", "--num-processes", str(count),
-                "--process-id", str(index), "--connect-timeout", "4"]
-        procs.append(subprocess.Popen([*MLRS_ARGS, *args], env=setting["env"], stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
-    results = [subprocess.CompletedProcess(p.args, p.wait(timeout=120), *p.communicate()) for p in procs]
-    one_line_error(results[1], "was started for 3 processes, the run has 2", "--num-processes")
+def test_an_unreachable_coordinator_or_disagreeing_processes_are_one_line_errors(setting, tmp_path):
+    """At once: a process whose coordinator nobody runs (1 s timeout); and a process 0 for 2
+    processes with a process 1 started for 3. Nothing is written."""
+    port, nobody = _port(), _port()
+    cases = [(port, 0, 2, 4), (port, 1, 3, 4), (nobody, 1, 2, 1)]  # coordinator port, process, count, timeout
+    procs = [subprocess.Popen([*MLRS_ARGS, "train", "--data", str(setting["shards"]), "--model", "tiny", "--run-dir",
+                               str(tmp_path / "run"), "--distribute", "multiprocess", "--coordinator",
+                               f"localhost:{at}", "--num-processes", str(count), "--process-id", str(index),
+                               "--connect-timeout", str(timeout)], env=setting["env"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for at, index, count, timeout in cases]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    results = [subprocess.CompletedProcess(p.args, p.returncode, *out) for p, out in zip(procs, outputs)]
     one_line_error(results[0], "waited 4 s for process(es) 1 of 2")
+    one_line_error(results[1], "was started for 3 processes, the run has 2", "--num-processes")
+    one_line_error(results[2], "could not reach process 0", "within 1 s")
     assert not (tmp_path / "run").exists()
