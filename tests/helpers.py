@@ -136,6 +136,19 @@ def seed_hub_cache(folder, repo: str, cache, commit: str = "0" * 40, branch: str
     return snapshot
 
 
+def header_only_tiff(path, width, height, samples=1, tile=256):
+    """A ~200-byte tiled TIFF whose header claims ``width`` × ``height`` pixels: no pixel data."""
+    import struct
+
+    entries = [(256, 4, width), (257, 4, height), (258, 3, 16), (259, 3, 1), (262, 3, 1), (277, 3, samples),
+               (322, 3, tile), (323, 3, tile), (324, 4, 8), (325, 4, 0)]
+    ifd = struct.pack("<H", len(entries)) + b"".join(
+        struct.pack("<HHI", tag, typ, 1) + (struct.pack("<I", v) if typ == 4 else struct.pack("<HH", v, 0))
+        for tag, typ, v in entries) + struct.pack("<I", 0)
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd)
+    return path
+
+
 def rasterio_groups(folder) -> dict:
     """The band groups of a v1 patch folder, each band file read by rasterio (GDAL): the
     independent reference of the readers."""

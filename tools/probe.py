@@ -25,7 +25,6 @@ import os
 import random
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tarfile
@@ -36,6 +35,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers import header_only_tiff  # noqa: E402 - the tests' hostile TIFF, from the tests' helpers
 
 MLRS = [sys.executable, "-c", "from keras_mlrs.cli.main import main; main()"]
 TINY = ["--model-param", "width=0.25", "--model-param", "units=16"]
@@ -96,17 +98,6 @@ def export_content(folder: Path) -> dict:
             text = re.sub(r"(config|metadata)\.json: [0-9a-f]{64}", "", text)
             out[name] = hashlib.sha256(text.encode()).hexdigest()
     return out
-
-
-def header_only_tiff(path: Path, width, height, samples=1, tile=256) -> Path:
-    """A tiny tiled TIFF whose header claims ``width`` × ``height`` pixels of ``samples`` bands."""
-    entries = [(256, 4, width), (257, 4, height), (258, 3, 16), (259, 3, 1), (262, 3, 1), (277, 3, samples),
-               (322, 3, tile), (323, 3, tile), (324, 4, 8), (325, 4, 0)]
-    ifd = struct.pack("<H", len(entries)) + b"".join(
-        struct.pack("<HHI", tag, kind, 1) + (struct.pack("<I", v) if kind == 4 else struct.pack("<HH", v, 0))
-        for tag, kind, v in entries) + struct.pack("<I", 0)
-    path.write_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd)
-    return path
 
 
 def tar_with(path: Path, members: list) -> Path:

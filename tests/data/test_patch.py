@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from helpers import rasterio_groups, reference_labels
+from helpers import header_only_tiff, rasterio_groups, reference_labels
 from keras_mlrs import data
 from keras_mlrs.bigearthnet import GROUPS, STACKED_BANDS
 from keras_mlrs.errors import PatchError
@@ -82,19 +82,6 @@ def test_bilinear_upsampling_matches_tensorflow_to_the_rounding(sample):
     np.testing.assert_array_equal(ours[0], patches[0].stacked("bilinear"))
 
 
-def _header_only_tiff(path, width, height, samples=1, tile=256):
-    """A ~200-byte tiled TIFF whose header claims ``width`` × ``height`` pixels: no pixel data."""
-    import struct
-
-    entries = [(256, 4, width), (257, 4, height), (258, 3, 16), (259, 3, 1), (262, 3, 1), (277, 3, samples),
-               (322, 3, tile), (323, 3, tile), (324, 4, 8), (325, 4, 0)]
-    ifd = struct.pack("<H", len(entries)) + b"".join(
-        struct.pack("<HHI", tag, typ, 1) + (struct.pack("<I", v) if typ == 4 else struct.pack("<HH", v, 0))
-        for tag, typ, v in entries) + struct.pack("<I", 0)
-    path.write_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd)
-    return path
-
-
 def test_a_header_claiming_a_huge_raster_is_refused_before_allocating(tmp_path):
     """The reader checks the header against what a BigEarthNet band or 12-band patch can be
     before it allocates anything (tifffile would allocate the claimed raster first)."""
@@ -104,7 +91,7 @@ def test_a_header_claiming_a_huge_raster_is_refused_before_allocating(tmp_path):
              ("bands.tif", dict(width=120, height=120, samples=500), "claims 500 bands"),
              ("tiles.tif", dict(width=120, height=120, tile=60000), "claims 60000 × 60000 pixel tiles")]
     for name, claims, message in cases:
-        path = _header_only_tiff(tmp_path / name, **claims)
+        path = header_only_tiff(tmp_path / name, **claims)
         assert path.stat().st_size < 300
         tracemalloc.start()
         with pytest.raises(PatchError, match=message):
