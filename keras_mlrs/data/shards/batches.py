@@ -25,7 +25,7 @@ from keras_mlrs.errors import InvalidParameterError
 
 
 class ShardBatches(keras.utils.PyDataset):
-    """One pass over ``split`` of a prepared folder, read by ``workers`` threads.
+    """One pass over ``split`` of a prepared folder.
 
     Args:
         shards: the :class:`~keras_mlrs.data.shards.reader.PreparedShards` to read.
@@ -38,11 +38,14 @@ class ShardBatches(keras.utils.PyDataset):
         upsampling: the stacked layout's upsampling.
         process: ``(count, index)``: this process's part of every global batch.
         multiple: the last batch is cut to a multiple of this many records.
-        workers: threads reading batches ahead of the model.
+        workers: threads reading batches ahead of the model. 1 (the default) reads each
+            batch when the model asks for it, in the training thread: on 2 CPU cores that
+            measured 20,800 patches/s through Keras' adapter, against 4,700 with 2 threads and
+            5,600 with 4 (their queue costs more than the reads, which release the GIL).
     """
 
     def __init__(self, shards, split, batch_size, shuffle=False, seed=None, drop_remainder=False, layout="groups",
-                 upsampling="nearest", process=None, multiple=1, workers=4):
+                 upsampling="nearest", process=None, multiple=1, workers=1):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
         count, index = process or (1, 0)
         if not (isinstance(count, int) and isinstance(index, int) and count >= 1 and 0 <= index < count):
