@@ -288,6 +288,14 @@ def killed_and_rerun(args: list, kill_after: float, rerun: list) -> str:
 
 def faults(paths: dict, kills: int, rng: random.Random) -> tuple[int, list]:
     w, failures, tried = paths["w"], [], 0
+
+    def record(command: str, how: str, same: bool, what: str) -> int:
+        """Report one injected fault; 1, for the count."""
+        print(f"  {'ok  ' if same else 'FAIL'} {command} {how}: {what} {'identical' if same else 'differs'}", flush=True)
+        if not same:
+            failures.append((command, how))
+        return 1
+
     train = ["train", "--data", paths["prepared"], "--loss", "bce", "--epochs", "4", "--batch-size", "1", *TINY]
     took = {}  # how long each uninterrupted command takes: the kills fall within it
     for name, args in (("train", [*train, "--run-dir", w / "reference-run"]),
@@ -305,31 +313,18 @@ def faults(paths: dict, kills: int, rng: random.Random) -> tuple[int, list]:
             how += "; " + ("rerun from scratch ok" if mlrs(*train, "--run-dir", run, "--overwrite").returncode == 0
                            else "the fresh run failed")
         same = (run / "last.keras").is_file() and same_weights(run / "last.keras", w / "reference-run" / "last.keras")
-        tried += 1
-        print(f"  {'ok  ' if same else 'FAIL'} train {how}: last.keras {'identical' if same else 'differs'}", flush=True)
-        if not same:
-            failures.append(("train", how))
+        tried += record("train", how, same, "last.keras")
     for i in range(kills):
         out = w / f"killed-shards-{i}"
         prepare = ["data", "prepare", paths["sample"], "--out", out, "--split", "random", "--shard-size", "1",
                    "--workers", "2"]
         how = killed_and_rerun(prepare, rng.uniform(0.3, 0.95) * took["prepare"], prepare)
-        same = hashes(out) == hashes(w / "reference-shards")
-        tried += 1
-        print(f"  {'ok  ' if same else 'FAIL'} data prepare {how}: shards {'identical' if same else 'differ'}",
-              flush=True)
-        if not same:
-            failures.append(("prepare", how))
+        tried += record("data prepare", how, hashes(out) == hashes(w / "reference-shards"), "shards")
     for i in range(max(1, kills // 2)):
         out = w / f"killed-export-{i}"
         push = ["push", paths["run"], "--repo", "o/m", "--to", out]
         how = killed_and_rerun(push, rng.uniform(0.3, 0.95) * took["push"], push)
-        same = export_content(out) == export_content(w / "reference-export")
-        tried += 1
-        print(f"  {'ok  ' if same else 'FAIL'} push --to {how}: export {'identical' if same else 'differs'}",
-              flush=True)
-        if not same:
-            failures.append(("push", how))
+        tried += record("push --to", how, export_content(out) == export_content(w / "reference-export"), "export")
     return tried, failures
 
 
