@@ -34,9 +34,8 @@ sys.meta_path.insert(0, NoTensorFlow())
 #: A tiny model registered as "tiny" (code for a script of its own; ``TINY_MLRS`` is ``mlrs``
 #: with it, as ``python -c TINY_MLRS args...``): the band groups averaged, two dense layers.
 #: JAX and tf.distribute compile its steps in a fraction of the K-Branch CNN's time, for the
-#: tests of how batches and gradients travel.
-#: No dropout: a multiprocess run draws other dropout masks than one process (see
-#: docs/scaling.md), so only dropout-free models end with the very same weights.
+#: tests of how batches and gradients travel. Its dropout layer makes them check that every
+#: process draws the masks one process would, and that a resumed run draws them on.
 TINY_MODEL_CODE = """
 import sys
 from keras_mlrs import models  # first, as the mlrs command: Keras and TensorFlow then load quietly
@@ -49,6 +48,7 @@ def tiny(num_classes=NUM_CLASSES):
     inputs = {g: keras.Input((GROUP_SIZES[g], GROUP_SIZES[g], len(b)), name=g, dtype="uint16") for g, b in GROUPS.items()}
     pooled = [keras.layers.GlobalAveragePooling2D()(BandNormalization(GROUPS[g])(x)) for g, x in inputs.items()]
     x = keras.layers.Dense(8, activation="relu")(keras.layers.Concatenate()(pooled))
+    x = keras.layers.Dropout(0.25)(x)
     return keras.Model(inputs, keras.layers.Dense(num_classes)(x), name="tiny")
 
 models.MODELS.add("tiny", tiny)

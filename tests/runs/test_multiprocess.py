@@ -149,7 +149,9 @@ def test_two_processes_train_and_resume_as_one_process_does(setting, reference, 
     # killed after its first epoch: the state says epoch 1 and the second checkpoint is not there
     state = json.loads((run / "state.json").read_text())
     state.update(epoch=1, history=state["history"][:1], finished=False,
-                 best={**state["best"], "epoch": 1, "value": state["history"][0]["val_f1_samples"]})
+                 best={**state["best"], "epoch": 1, "value": state["history"][0]["val_f1_samples"]},
+                 # and the dropout generator as after epoch 1: one step, one draw, one [0, 1] added
+                 rng=[[a, b - 1] for a, b in state["rng"]])
     (run / "state.json").write_text(json.dumps(state))
     (run / "checkpoints" / "epoch-0002.keras").unlink()
     resumed = _processes(setting, ["train", "--resume", run])
