@@ -163,6 +163,9 @@ def _join(cluster: Cluster) -> None:
     jax.distributed.initialize(coordinator_address=cluster.coordinator, num_processes=cluster.num_processes,
                                process_id=cluster.process_id, initialization_timeout=cluster.timeout,
                                heartbeat_timeout_seconds=max(10, cluster.timeout))
+    if _LIFELINE is None:  # a cluster JAX detected: every process has joined, at the address JAX chose
+        _LIFELINE = _Lifeline(Cluster(state.coordinator_address, jax.process_count(), jax.process_index(),
+                                      cluster.timeout))
     atexit.register(_exit_unfinished)  # after JAX's own exit handler, so it runs before it
 
 
@@ -175,8 +178,8 @@ class _Lifeline:
     + 1), watched by a thread in each: when a process stops without saying it is done (killed,
     crashed), the kernel closes its connections and the others end at once with one line,
     instead of waiting in a collective until JAX's heartbeat timeout aborts them with a C++
-    stack trace. (Without a coordinator, under JAX's cluster detection, that timeout stays
-    the only watch.)"""
+    stack trace. Under JAX's cluster detection (SLURM, Open MPI) it is set up once JAX has
+    joined the processes, at the coordinator address JAX derived."""
 
     DONE = b"done"
 

@@ -165,14 +165,36 @@ def test_one_process_on_two_devices_trains_as_one_device_does(reference):
     _assert_moved(reference["two"])
 
 
+def _slurm(process: int, port: int) -> dict:
+    """What SLURM tells each task of a two-task job on this host (JAX's cluster detection
+    puts the coordinator on the first node, at a port derived from the job id)."""
+    job = port - (65535 - 2**12 + 1)
+    return {"SLURM_JOB_ID": str(job), "SLURM_STEP_NODELIST": "localhost", "SLURM_NTASKS": "2",
+            "SLURM_PROCID": str(process), "SLURM_LOCALID": str(process), "SLURM_STEP_NUM_NODES": "1"}
+
+
+def _slurm_port() -> int:
+    """A free port of the range JAX's SLURM detection picks from, whose successor is free too."""
+    for port in np.random.default_rng(time.monotonic_ns()).permutation(np.arange(65535 - 2**12 + 1, 65535)):
+        with socket.socket() as a, socket.socket() as b:
+            try:
+                a.bind(("localhost", int(port)))
+                b.bind(("localhost", int(port) + 1))
+            except OSError:
+                continue
+            return int(port)
+    raise RuntimeError("no two consecutive free ports")
+
+
 def test_a_killed_process_stops_the_others_in_one_line(setting, tmp_path):
-    port, run = _port(), tmp_path / "run"
+    """Under SLURM, as JAX detects it (no coordinator given): the processes watch each other
+    as they do with one."""
+    port, run = _slurm_port(), tmp_path / "run"
     args = ["train", "--data", setting["shards"], "--loss", "bce", "--epochs", "200", "--batch-size", "2",
-            *TINY_FLAGS, "--run-dir", run, "--distribute", "multiprocess", "--coordinator", f"localhost:{port}",
-            "--num-processes", "2", "--connect-timeout", "60"]
+            *TINY_FLAGS, "--run-dir", run, "--distribute", "multiprocess", "--connect-timeout", "60"]
     # with TensorFlow this time: without it process 0 would also warn that it writes no TensorBoard logs
-    procs = [subprocess.Popen([sys.executable, "-c", TINY_MLRS, *map(str, args), "--process-id", str(i)],
-                              env=setting["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen([sys.executable, "-c", TINY_MLRS, *map(str, args)], env={**setting["env"], **_slurm(i, port)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in (0, 1)]
     try:
         deadline = time.monotonic() + 240
