@@ -35,6 +35,9 @@ err_console = Console(stderr=True)
 #: options shared by the commands that apply a model's decision rule
 DecisionOption = Annotated[str, typer.Option("--decision", help="Override the model's rule: sigmoid, logit or sparsemax_support.")]
 ThresholdOption = Annotated[float, typer.Option("--threshold", help="Threshold of the sigmoid or logit rule.")]
+ThresholdsOption = Annotated[str, typer.Option(
+    "--thresholds", help="fixed: the loss's own rule (default, as in the study); calibrated: the per-class thresholds "
+                         "fitted by mlrs calibrate, which the run, export or Hub repository carries.")]
 
 
 def say(text: str) -> None:
@@ -58,6 +61,7 @@ COMMANDS = {
     "keras_mlrs.data.prepare": "mlrs data prepare",
     "keras_mlrs.runs.train": "mlrs train",
     "keras_mlrs.runs.resume": "mlrs train --resume",
+    "keras_mlrs.runs.calibrate": "mlrs calibrate",
     "keras_mlrs.hub.export": "mlrs push --to",
     "keras_mlrs.hub.recipes.build": "mlrs zoo build",
 }
@@ -133,6 +137,14 @@ def load_model(source, checkpoint: str | None = None):
     from keras_mlrs import hub  # the Hub layer imports Keras: loaded when a command needs a model
 
     return hub.load_model(source, checkpoint=checkpoint)
+
+
+def load_model_and_rule(source, checkpoint: str | None = None, thresholds: str = "fixed"):
+    """The model behind a command's model argument (as :func:`load_model`) and its decision
+    rule: the loss's own (``fixed``) or the calibrated thresholds it carries."""
+    from keras_mlrs import hub  # the Hub layer imports Keras: loaded when a command needs a model
+
+    return hub.load_model_and_rule(source, thresholds=thresholds, checkpoint=checkpoint)
 
 
 def _version_callback(value: bool):

@@ -20,6 +20,10 @@ def compare_command(
     average: str = typer.Option("samples", "--average", help="F1 average of the curves and efficiency: micro, macro or samples."),
     preset: str = typer.Option("lrp.epsilon", "--preset", help="LRP preset of the heatmaps."),
     bands: str = typer.Option("rgb", "--bands", help="Bands the heatmaps sum: rgb (the study's), 10m or all."),
+    per_panel_scale: bool = typer.Option(False, "--per-panel-scale", help="Scale each heatmap to itself instead of one symmetric scale for all panels."),
+    reference: str = typer.Option(None, "--reference", help="Recipe (name or loss) the paired tests compare every other with (default: bce, when compared)."),
+    resamples: int = typer.Option(1000, "--resamples", min=1, help="Bootstrap resamples of the intervals and paired tests."),
+    allow_different_data: bool = typer.Option(False, "--allow-different-data", help="Compare runs evaluated on different test sets (with a warning in every output)."),
 ):
     """The study's comparison for any runs: Table 6.1, per-class F1, learning curves, learning
     efficiency and LRP heatmaps, as Markdown and a self-contained HTML page."""
@@ -31,7 +35,9 @@ def compare_command(
     from keras_mlrs.study import compare
 
     result = compare.compare(runs, out, patches=patch, classes=classes, split=split, target_f1=target_f1,
-                             average=average, preset=preset, bands=bands, say=say)
+                             average=average, preset=preset, bands=bands, per_panel_scale=per_panel_scale,
+                             reference=reference, allow_different_data=allow_different_data, resamples=resamples,
+                             say=say)
     table = Table(title=f"Overall scores on the {split} split (best per row in bold)")
     table.add_column("", style="bold cyan")
     names = list(result["runs"])
@@ -42,4 +48,18 @@ def compare_command(
         best = compare.best(values)
         table.add_row(f"F1 ({a})", *(f"[bold]{v:.4f}[/bold]" if i in best else f"{v:.4f}" for i, v in enumerate(values)))
     console.print(table)
+    seeds = Table(title=f"Sample F1 per recipe: mean ± std over seeds, {result['uncertainty']['level']:.0%} interval "
+                        f"over the {split} patches, paired test against {result['uncertainty']['reference'] or '-'}")
+    for col in ("recipe", "seeds", "sample F1", "interval", "difference", "p-value"):
+        seeds.add_column(col, justify="left" if col == "recipe" else "right", style="bold cyan" if col == "recipe" else None)
+    for name, recipe in result["recipes"].items():
+        summary, interval = result["seeds"][name]["f1_samples"], result["uncertainty"]["intervals"][name]["f1_samples"]
+        test = result["uncertainty"]["paired"].get(name)
+        spread = f" ± {summary['std']:.4f}" if summary["std"] is not None else ""
+        seeds.add_row(name, str(len(recipe["seeds"])), f"{summary['mean']:.4f}{spread}",
+                      f"[{interval['low']:.4f}, {interval['high']:.4f}]",
+                      f"{test['difference']:+.4f}" if test else "-", f"{test['p_value']:.3g}" if test else "-")
+    console.print(seeds)
+    if result["warning"]:
+        console.print(f"[bold yellow]warning:[/bold yellow] {result['warning']}", highlight=False)
     console.print(f"Report: {result['files']['html']} and {result['files']['markdown']}", highlight=False)

@@ -15,7 +15,7 @@ def demo_command(
     loss: list[str] = typer.Option(None, "--loss", help="Losses to train (default: bce and sparsemax)."),
     units: int = typer.Option(128, "--units", min=1, help="Width of the fully connected blocks: 128 (the official K-Branch CNN, default here) or 1024 (the study's; 134 M parameters, about 1 GB per checkpoint)."),
 ):
-    """The pipeline on the bundled real sample: prepare, train two losses, evaluate, predict, explain."""
+    """The pipeline on the bundled real sample: prepare, train two losses, evaluate, calibrate, predict, explain."""
     quiet_tensorflow()
     # the library loads with the command (Keras off --help)
     from keras_mlrs.cli.progress import TrainingProgress
@@ -46,12 +46,24 @@ def demo_command(
         table.add_row(name, r["decision"], f"{t['micro']['f1']:.3f}", f"{t['macro']['f1']:.3f}",
                       f"{t['samples']['f1']:.3f}", "; ".join(r["prediction"]["predicted"]) or "(none)")
     console.print(table)
+    calibrated = Table(title="Per-class thresholds calibrated on the validation patch (mlrs calibrate) against each "
+                             "loss's own rule")
+    calibrated.add_column("loss", style="bold cyan")
+    for col in ("validation F1 samples: fixed", "calibrated", "test F1 samples: fixed", "calibrated"):
+        calibrated.add_column(col, justify="right")
+    calibrated.add_column("predicted labels of the test patch (calibrated)")
+    for name, r in summary["runs"].items():
+        c = r["calibrated"]
+        calibrated.add_row(name, f"{c['validation']['fixed']['samples']:.3f}",
+                           f"{c['validation']['calibrated']['samples']:.3f}", f"{r['test']['samples']['f1']:.3f}",
+                           f"{c['test']['samples']['f1']:.3f}", "; ".join(c["predicted"]) or "(none)")
+    console.print(calibrated)
     first = next(iter(summary["runs"].values()))["prediction"]
     console.print(f"true labels of {first['patch']}: {'; '.join(first['true'])}", highlight=False)
     console.print("[bold]Outputs[/bold]", highlight=False)
     console.print(f"  prepared data: {summary['data']} (manifest.json, shards)", highlight=False)
     for name, r in summary["runs"].items():
-        console.print(f"  {name}: run {r['run_dir']} (last.keras, best.keras, history.csv, ...); "
+        console.print(f"  {name}: run {r['run_dir']} (last.keras, best.keras, calibration.json, history.csv, ...); "
                       f"evaluation {r['evaluation']}", highlight=False)
     console.print(f"  LRP heatmaps of {first['patch']}, both models: {summary['explanation']}", highlight=False)
     console.print(f"  summary: {out / 'summary.json'}", highlight=False)

@@ -11,9 +11,10 @@ from keras_mlrs.cli.app import (
     RESULTS,
     DecisionOption,
     ThresholdOption,
+    ThresholdsOption,
     app,
     console,
-    load_model,
+    load_model_and_rule,
     overall_table,
     quiet_tensorflow,
 )
@@ -21,10 +22,23 @@ from keras_mlrs.errors import InvalidParameterError
 from keras_mlrs.files import check_folder_path
 
 
-def _decision(decision, threshold, model):
+def check_rule_options(decision, threshold, thresholds) -> None:
+    """The decision-rule options of a command, checked before Keras loads."""
+    registry.check_names(decision=decision, thresholds=thresholds)
+    if decision is not None and decision.strip().lower() == "calibrated":
+        raise InvalidParameterError("the calibrated rule needs thresholds fitted by mlrs calibrate: pass "
+                                    "--thresholds calibrated instead of --decision calibrated.")
+    if thresholds == "calibrated" and (decision is not None or threshold is not None):
+        raise InvalidParameterError("--thresholds calibrated applies the thresholds fitted by mlrs calibrate; leave "
+                                    "out --decision and --threshold.")
+
+
+def _decision(decision, threshold, model, rule):
     # imported with the model, which loaded Keras already
     from keras_mlrs.core.decision import rule_of
 
+    if decision is None and threshold is None:
+        return rule  # the model's own: fixed or calibrated
     rule = rule_of(model, decision)
     if threshold is not None:
         if rule.name == "sparsemax_support":
@@ -44,14 +58,15 @@ def evaluate_command(
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Patches per batch."),
     decision: DecisionOption = None,
     threshold: ThresholdOption = None,
-    out: Path = typer.Option(None, "--out", help="Folder for every output (default: <run>/evaluation-<split>, or ./evaluation-<model>-<split>)."),
+    thresholds: ThresholdsOption = "fixed",
+    out: Path = typer.Option(None, "--out", help="Folder for every output (default: <run>/evaluation-<split>, or ./evaluation-<model>-<split>; -calibrated appended with --thresholds calibrated)."),
     json_path: Path = typer.Option(None, "--json", help="Write the report as JSON here."),
     csv_dir: Path = typer.Option(None, "--csv", help="Write overall.csv and per_class.csv in this folder."),
     markdown_path: Path = typer.Option(None, "--markdown", help="Write the tables as Markdown here."),
     figure: Path = typer.Option(None, "--figure", help="Write the per-class F1 bar chart here (PNG)."),
 ):
     """The study's tables for a trained model: P/R/F1 micro/macro/weighted/samples, per class, ranking metrics."""
-    registry.check_names(decision=decision)  # before Keras loads
+    check_rule_options(decision, threshold, thresholds)  # before Keras loads
     registry.check_paths(models=model, data=data)
     for folder in (out, csv_dir, *(p.parent for p in (json_path, markdown_path, figure) if p)):
         if folder is not None:
@@ -61,30 +76,32 @@ def evaluate_command(
 
     run = runs.RunDirectory(model)
     which = run.resolve_checkpoint(checkpoint or "last")[1] if run.exists() else None
-    net = load_model(model, checkpoint)
-    rule = _decision(decision, threshold, net)
-    ds, path = runs.evaluation_data(net, model, split, data, split_scheme, batch_size)
+    net, rule = load_model_and_rule(model, checkpoint, thresholds)
+    rule = _decision(decision, threshold, net, rule)
+    ds, path, names = runs.evaluation_data(net, model, split, data, split_scheme, batch_size)
     with console.status(f"evaluating on the {split} split..."):
         report = runs.evaluate(net, ds, decision=rule)
-    report = {"model": str(model), "checkpoint": which, "data": str(path), "split": split, **report}
-    title = f"{Path(model).name} ({runs.checkpoint_title(which)}) on {split}"
+    report = {"model": str(model), "checkpoint": which, "data": str(path), "split": split,
+              "evaluation_set": runs.evaluation_set(names, split), **report}
+    calibrated = ", calibrated thresholds" if thresholds == "calibrated" else ""
+    title = f"{Path(model).name} ({runs.checkpoint_title(which)}{calibrated}) on {split}"
     if any((json_path, csv_dir, markdown_path, figure)):
         runs.write_report(report, json_path=json_path, csv_dir=csv_dir, markdown_path=markdown_path,
                           figure_path=figure, title=title)
         written = [p for p in (json_path, csv_dir, markdown_path, figure) if p]
     else:
         if out is None:
-            out = (run.evaluation(split, which["name"]) if run.exists()
-                   else Path(f"evaluation-{Path(model).stem}-{split}"))
+            out = (run.evaluation(split, which["name"], thresholds) if run.exists()
+                   else Path(f"evaluation-{Path(model).stem}-{split}" + ("-calibrated" if calibrated else "")))
         runs.write_report(report, out, title=title)
         written = [out]
-    _print_report(report, title)
+    _print_report(report, title, rule)
     console.print("Written: " + ", ".join(map(str, written)), highlight=False)
 
 
-def _print_report(report, title):
+def _print_report(report, title, rule):
     console.print(f"[bold]{title}[/bold]: {report['patches']:,} patches, decision rule "
-                  f"{report['decision']['name']}", highlight=False)
+                  f"{report['decision']['name']} ({rule.describe()})", highlight=False)
     console.print(overall_table(report, "Overall (Table 6.1)"))
     per_class = Table(title="Per class (Tables 6.2-6.4)")
     per_class.add_column("class", style="bold cyan")
@@ -106,16 +123,17 @@ def predict_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {input, labels, scores}."),
     decision: DecisionOption = None,
     threshold: ThresholdOption = None,
+    thresholds: ThresholdsOption = "fixed",
 ):
     """Predicted label sets, with per-class scores, for single patches."""
-    registry.check_names(decision=decision)  # before Keras loads
+    check_rule_options(decision, threshold, thresholds)  # before Keras loads
     registry.check_paths(models=model, inputs=inputs)
     quiet_tensorflow()
     from keras_mlrs import runs  # the library loads with the command (Keras off the --help path)
     from keras_mlrs.data import read_patch
 
-    net = load_model(model)
-    rule = _decision(decision, threshold, net)
+    net, rule = load_model_and_rule(model, thresholds=thresholds)
+    rule = _decision(decision, threshold, net, rule)
     patches = [read_patch(p) for p in inputs]
     results = runs.predict(net, patches, decision=rule)
     for result, path in zip(results, inputs):

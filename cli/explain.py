@@ -6,7 +6,14 @@ import typer
 from rich.table import Table
 
 from keras_mlrs.cli import registry
-from keras_mlrs.cli.app import RESULTS, app, console, load_model, quiet_tensorflow
+from keras_mlrs.cli.app import (
+    RESULTS,
+    ThresholdsOption,
+    app,
+    console,
+    load_model_and_rule,
+    quiet_tensorflow,
+)
 from keras_mlrs.errors import InvalidParameterError
 from keras_mlrs.files import check_folder_path
 
@@ -19,16 +26,18 @@ def explain_command(
     model: str = typer.Option(None, "--model", "-m", help="A run directory, a .keras file, or hf://org/name (Hugging Face Hub)."),
     classes: list[str] = typer.Option(None, "--class", "-c", help="A class name (any case) or index; repeat for several."),
     all_predicted: bool = typer.Option(False, "--all-predicted", help="Also explain every class the model predicts."),
+    thresholds: ThresholdsOption = "fixed",
     preset: str = typer.Option("lrp.epsilon", "--preset", help="LRP preset (iNNvestigate's names, e.g. lrp.sequential_preset_a)."),
     params: list[str] = typer.Option(None, "--param", help="A preset parameter, KEY=VALUE (e.g. epsilon=0.1); repeatable."),
     engine: str = typer.Option("native", "--engine", help="native, or innvestigate (needs iNNvestigate installed)."),
     bands: str = typer.Option("rgb", "--bands", help="Bands the heatmaps (PNG, GeoTIFF) sum: rgb (the study's), 10m or all; the .npy keeps every band."),
     out: Path = typer.Option(Path("explanations"), "--out", "-o", help="Folder for the PNG, NPY and GeoTIFF outputs."),
     compare: bool = typer.Option(False, "--compare", help="One patch across several models (given after it) in one figure."),
+    per_panel_scale: bool = typer.Option(False, "--per-panel-scale", help="Scale each heatmap to its own largest |relevance| (default: one symmetric scale shared by every panel)."),
 ):
-    """LRP heatmaps of patches: <name>_lrp.png (RGB beside one heatmap per class),
+    """LRP heatmaps of patches: <name>_lrp.png and .pdf (RGB beside one heatmap per class),
     <name>_lrp.npy (relevance per class and band, 10 m grid) and <name>_lrp.tif (GeoTIFF)."""
-    registry.check_names(preset=preset, bands=bands, classes=classes)  # before Keras loads
+    registry.check_names(preset=preset, bands=bands, classes=classes, thresholds=thresholds)  # before Keras loads
     registry.check_paths(inputs=inputs[:1] if compare else inputs, models=[model, *inputs[1:]] if compare else model)
     check_folder_path(out)  # before the relevance is computed, not after
     quiet_tensorflow()
@@ -44,22 +53,39 @@ def explain_command(
         if model or len(inputs) < 2:
             raise InvalidParameterError("--compare takes one patch then the models: mlrs explain PATCH --compare RUN_A RUN_B ...")
         patch, sources = read_patch(inputs[0]), [str(p) for p in inputs[1:]]
-        models = [load_model(s) for s in sources]
-        done = [heatmaps.explain_patch(m, patch, classes, all_predicted, preset, engine, bands=bands, **rule_params)
-                for m in models]
+        models = [load_model_and_rule(s, thresholds=thresholds) for s in sources]
+        done = [heatmaps.explain_patch(m, patch, classes, all_predicted, preset, engine, decision=rule, bands=bands,
+                                       **rule_params) for m, rule in models]
+        wanted = list(dict.fromkeys(c for e in done for c in e.classes))  # every row shows the same classes
+        done = [e if e.classes == wanted else heatmaps.explain_patch(m, patch, wanted, False, preset, engine,
+                                                                     decision=rule, bands=bands, **rule_params)
+                for e, (m, rule) in zip(done, models)]
         for e, source in zip(done, sources):
             e.model = Path(source).name
-        path = render.heatmap_figure(done, out / f"{patch.name}_lrp_compare.png", title=f"{patch.name}: {preset}")
-        _report(done, [[path]] * len(done))
+        figure = render.heatmap_figure(done, out / f"{patch.name}_lrp_compare.png", per_panel_scale=per_panel_scale,
+                                       title=f"LRP ({preset}) of patch {patch.name}: {', '.join(map(_named, sources))}")
+        _report(done, [figure.paths] * len(done))
         return
     if not model:
         raise InvalidParameterError("give the model to explain: --model RUN_DIR or --model model.keras.")
     patches = [read_patch(p) for p in inputs]
-    net = load_model(model)
-    done = [heatmaps.explain_patch(net, p, classes, all_predicted, preset, engine, bands=bands, **rule_params)
-            for p in patches]
-    written = [render.save(e, out) for e in done]
+    net, rule = load_model_and_rule(model, thresholds=thresholds)
+    done = [heatmaps.explain_patch(net, p, classes, all_predicted, preset, engine, decision=rule, bands=bands,
+                                   **rule_params) for p in patches]
+    for e in done:
+        e.model = Path(model).name
+    written = [render.save(e, out, per_panel_scale=per_panel_scale,
+                           title=f"LRP ({preset}) of patch {e.patch} by {_named(model)}") for e in done]
     _report(done, written)
+
+
+def _named(source: str) -> str:
+    """A model as figure titles name it: a run with the checkpoint explained, else its file."""
+    from keras_mlrs import runs  # loaded with the command already
+
+    if runs.is_run_dir(source):
+        return f"{Path(source).name} ({runs.checkpoint_title(runs.RunDirectory(source).resolve_checkpoint('last')[1])})"
+    return Path(source).name
 
 
 def _report(explanations, written):

@@ -57,6 +57,11 @@ def pull_command(
     table.add_row("local folder", str(folder))
     table.add_row("loss", f"{meta.get('loss', '?')} {meta.get('loss_params', '')}")
     table.add_row("decision rule", rule_of(model).describe())
+    calibration = meta.get("calibration")
+    if calibration:
+        fixed, calibrated = calibration["scores"]["fixed"], calibration["scores"]["calibrated"]
+        table.add_row("calibrated thresholds", f"{calibration['objective']} on the {calibration['split']} split: "
+                      f"sample-F1 {fixed['samples']:.4f} -> {calibrated['samples']:.4f} (--thresholds calibrated)")
     table.add_row("inputs", f"{meta.get('input_layout', '?')}: {meta.get('bands', '?')}")
     table.add_row("parameters", f"{model.count_params():,}")
     for result in (card.data.eval_results or []) if card else []:

@@ -1,5 +1,6 @@
 """The registries as the command line shows them before any command runs: loss names and
-their hyperparameters, model names, LRP presets, decision rules, heatmap band sets. ``mlrs train --help`` and an argument mistake answer from
+their hyperparameters, model names, LRP presets, decision rules (fixed or calibrated, and the
+calibration objectives), heatmap band sets. ``mlrs train --help`` and an argument mistake answer from
 here without importing Keras (and so TensorFlow), and so does a path argument that does not
 exist (:func:`check_paths`); ``tests/cli/test_registry.py`` checks this
 against the real registries, so a new loss or hyperparameter fails the tests until it is
@@ -28,12 +29,17 @@ PRESETS = ("lrp.z", "lrp.epsilon", "lrp.alpha_beta", "lrp.alpha_1_beta_0", "lrp.
            "lrp.flat", "lrp.w_square", "lrp.gamma", "lrp.sequential_preset_a", "lrp.sequential_preset_b",
            "lrp.sequential_preset_a_flat", "lrp.sequential_preset_b_flat")
 #: As ``keras_mlrs.core.decision.names()``.
-DECISIONS = ("sigmoid", "logit", "sparsemax_support")
+DECISIONS = ("sigmoid", "logit", "sparsemax_support", "calibrated")
+#: As ``keras_mlrs.runs.THRESHOLDS``: the loss's own rule, or the calibrated thresholds.
+THRESHOLDS = ("fixed", "calibrated")
+#: As ``keras_mlrs.runs.OBJECTIVES``: what ``mlrs calibrate`` maximises.
+OBJECTIVES = ("sample-f1", "per-class-f1")
 #: As ``keras_mlrs.explain.heatmaps.BAND_SETS``.
 BAND_SETS = ("rgb", "10m", "all")
 
 
-def check_names(*, loss=None, model=None, preset=None, decision=None, bands=None, classes=()) -> None:
+def check_names(*, loss=None, model=None, preset=None, decision=None, bands=None, classes=(), thresholds=None,
+                objective=None) -> None:
     """A one-line error for a mistyped name among these, before Keras loads."""
     from keras_mlrs.bigearthnet import class_index  # BigEarthNet's facts: no Keras
     from keras_mlrs.errors import choose
@@ -48,6 +54,10 @@ def check_names(*, loss=None, model=None, preset=None, decision=None, bands=None
         choose("decision rule", decision.strip().lower(), DECISIONS)
     if bands is not None:
         choose("band set", bands, BAND_SETS)
+    if thresholds is not None:
+        choose("thresholds", thresholds, THRESHOLDS)
+    if objective is not None:
+        choose("calibration objective", objective, OBJECTIVES)
     for c in classes or ():
         class_index(c)
 

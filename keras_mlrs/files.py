@@ -1,13 +1,14 @@
 """Writing outputs: every file keras-mlrs writes goes through :func:`atomic_output` (a
 temporary file beside the target, renamed into place when complete), so an interrupted
 run never leaves a file that looks complete. Folders go through :class:`atomic_folder`,
-figures through :func:`save_figure`.
+figures through :func:`save_figure` (a PNG and a PDF of each).
 
 A folder written by :class:`atomic_folder` carries :data:`OWNER_MARK`, the list of the
 files keras-mlrs wrote there. It may replace only such a folder of its own kind whose
 files are all its own (or an empty one): a tool never deletes what it did not write.
 """
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -245,14 +246,59 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path, dpi: int = 120) -> Path:
-    """Write a matplotlib figure as PNG, atomically, and close it."""
+#: The resolution of every PNG figure keras-mlrs writes.
+FIGURE_DPI = 300
+#: The vector format written beside every PNG figure (same name, this suffix): PDF, which
+#: LaTeX includes as it is; fonts are embedded as TrueType (editable, selectable text).
+VECTOR_FORMAT = "pdf"
+
+
+@dataclasses.dataclass(frozen=True)
+class FigureFiles:
+    """The files of one figure written by :func:`save_figure`: the PNG, its vector copy
+    (:data:`VECTOR_FORMAT`), the title both carry in their metadata, and what the drawing
+    function reports of what it drew (``info``, e.g. the colour limits of heatmaps).
+    ``os.fspath()`` of it is the PNG's path."""
+
+    png: Path
+    vector: Path
+    title: str
+    info: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.png, self.vector]
+
+    def __fspath__(self) -> str:
+        return str(self.png)
+
+
+def figure_paths(path) -> tuple[Path, Path]:
+    """The PNG and vector files of a figure named ``path``: ``path`` itself (or, given the
+    vector's name, the ``.png`` beside it) and the same name with the vector suffix."""
+    path = Path(path)
+    vector = path.with_suffix(f".{VECTOR_FORMAT}")
+    return (path.with_suffix(".png") if path == vector else path), vector
+
+
+def save_figure(fig, path, title: str = "", info: dict | None = None, dpi: int = FIGURE_DPI) -> FigureFiles:
+    """Write a matplotlib figure as PNG (``dpi``) and as vector (:func:`figure_paths`),
+    each atomically and with ``title`` in its metadata (no date: the same figure gives the
+    same files), and close it."""
+    import matplotlib  # loaded already by whoever drew the figure
+
+    png, vector = figure_paths(path)
     try:
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        with matplotlib.rc_context({"pdf.fonttype": 42}):
+            with atomic_output(png) as tmp:
+                fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png",
+                            metadata={"Title": title, "Software": "keras-mlrs"})
+            with atomic_output(vector) as tmp:
+                fig.savefig(tmp, bbox_inches="tight", format=VECTOR_FORMAT,
+                            metadata={"Title": title, "Creator": "keras-mlrs", "CreationDate": None})
     finally:
         pyplot().close(fig)
-    return Path(path)
+    return FigureFiles(png, vector, title, info or {})
 
 
 def toml_dumps(table: dict) -> str:

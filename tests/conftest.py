@@ -77,3 +77,19 @@ def tiny_runs(prepared, tmp_path_factory):
         assert result.exit_code == 0, result.output
         out[loss] = (root / loss, result.output)
     return out
+
+
+@pytest.fixture(scope="session")
+def calibrated_runs(tiny_runs, tmp_path_factory):
+    """The bce and sparsemax tiny runs again, with calibrated thresholds (``calibration.json``)
+    fitted by the library on the validation split, for ``sample-f1`` and ``per-class-f1``:
+    ``{loss: (run directory, the calibration)}``. The runs are copies that share the session
+    runs' files through hard links (keras-mlrs replaces a file, never changes one in place)."""
+    from keras_mlrs import runs
+
+    root = tmp_path_factory.mktemp("calibrated")
+    out = {}
+    for loss, objective in (("bce", "sample-f1"), ("sparsemax", "per-class-f1")):
+        copy = shutil.copytree(tiny_runs[loss][0], root / loss, copy_function=os.link)
+        out[loss] = (copy, runs.calibrate(copy, objective=objective))
+    return out

@@ -5,6 +5,7 @@ independent references (rasterio reads, JSON labels) the data is checked against
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -300,3 +301,30 @@ def replicate_patches(sample, root, copies):
             for f in folder.iterdir():
                 shutil.copy(f, dst / f.name.replace(folder.name, name))
     return root
+
+
+def figure_title(png) -> str:
+    """Check a figure written by ``keras_mlrs.files.save_figure``, an independent reading of
+    the files: the PNG at 300 dpi (its ``pHYs`` chunk) and the PDF beside it, both carrying
+    one title in their metadata (PNG ``tEXt``, the PDF's info dictionary). Returns it."""
+    png = Path(png)
+    data = png.read_bytes()
+    assert data[:8] == PNG, png
+    pos, text, dpi = 8, {}, None
+    while pos < len(data):
+        length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"pHYs" and body[8] == 1:  # pixels per metre
+            dpi = round(int.from_bytes(body[:4], "big") * 0.0254)
+        elif kind == b"tEXt":
+            key, value = body.split(b"\0", 1)
+            text[key.decode("latin-1")] = value.decode("latin-1")
+        pos += 12 + length
+    assert dpi == 300, (png, dpi)
+    pdf = png.with_suffix(".pdf").read_bytes()
+    assert pdf[:5] == b"%PDF-" and pdf.rstrip().endswith(b"%%EOF"), png.with_suffix(".pdf")
+    found = re.search(rb"/Title \(((?:\\.|[^\\)])*)\)", pdf)
+    assert found, "no /Title in the PDF"
+    title = re.sub(rb"\\(.)", lambda m: b"\n" if m.group(1) == b"n" else m.group(1), found.group(1)).decode("latin-1")
+    assert title == text["Title"], (title, text)
+    return title

@@ -127,6 +127,7 @@ PUBLIC = [
     "keras_mlrs.data.sample_path", "keras_mlrs.data.CLASS_NAMES", "keras_mlrs.models.kbranch_cnn",
     "keras_mlrs.models.get", "keras_mlrs.explain.lrp", "keras_mlrs.explain.LRP", "keras_mlrs.runs.train",
     "keras_mlrs.runs.TrainConfig", "keras_mlrs.runs.evaluate", "keras_mlrs.runs.load_model", "keras_mlrs.hub.push",
+    "keras_mlrs.runs.calibrate", "keras_mlrs.decision.Calibrated", "keras_mlrs.decision.fit_thresholds",
     "keras_mlrs.hub.from_pretrained", "keras_mlrs.bigearthnet.CLASS_NAMES",
 ]
 

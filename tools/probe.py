@@ -21,6 +21,7 @@ keeps it). This is a development tool, not part of the package.
 import argparse
 import hashlib
 import io
+import json
 import os
 import random
 import shutil
@@ -176,6 +177,14 @@ def build(w: Path) -> dict:
     (w / "report-foreign").mkdir()
     (w / "report-foreign" / "report.json").write_text("{}")
     (w / "report-foreign" / "notes.md").write_text("the user's own notes")
+    shutil.copytree(w / "run", w / "foreign-calibration")  # thresholds that name other weights
+    must("calibrate", w / "foreign-calibration")
+    calibration = w / "foreign-calibration" / "calibration.json"
+    record = json.loads(calibration.read_text())
+    record["model"]["weights_sha256"] = "0" * 64
+    calibration.write_text(json.dumps(record))
+    shutil.copytree(w / "run", w / "garbage-calibration")
+    (w / "garbage-calibration" / "calibration.json").write_text('{"format": 1, "thresholds": ')
     bad_name = os.fsencode(w) + b"/caf\xe9"
     os.makedirs(bad_name)
     return {"w": w, "sample": sample, "patch": patch, "prepared": w / "prepared", "run": w / "run",
@@ -240,6 +249,13 @@ CASES = [
     "data prepare {sample} --out {w}/p --split random --fractions 1,1,1",
     "push {run} --repo not-a-repo --to {w}/export", "push {run} --repo o/m --to {w}/export --split tset",
     "pull o/not-cached", "zoo build --data {prepared} --out {w}/z --losses focall --epochs 1",
+    # calibrated thresholds: no validation split, the test split, unknown objectives, none, another model's, damaged
+    "calibrate {run} --data {sample}", "calibrate {run} --split test", "calibrate {run} --objective macro-f1",
+    "calibrate {prepared}", "calibrate {w}/lost-checkpoint", "evaluate {run} --thresholds calibrated",
+    "evaluate {w}/foreign-calibration --thresholds calibrated", "evaluate {w}/garbage-calibration --thresholds calibrated",
+    "evaluate {run} --thresholds calibrated --decision logit", "evaluate {run} --decision calibrated",
+    "predict {run} {patch} --thresholds calibratd", "predict {w}/foreign-calibration {patch} --thresholds calibrated",
+    "explain {patch} --model {w}/foreign-calibration --all-predicted --thresholds calibrated",
 ]
 
 

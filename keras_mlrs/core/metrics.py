@@ -7,10 +7,11 @@ values equal scikit-learn's on the whole data (with ``zero_division=0``), sample
 weights included.
 
 Label-set metrics (:class:`Precision`, :class:`Recall`, :class:`F1`,
-:class:`HammingLoss`) first turn logits into labels with a decision rule
-(``decision=``: a name, a rule from :mod:`keras_mlrs.core.decision`, or ``loss.decision``).
-Ranking metrics (:class:`RankingLoss`, :class:`CoverageError`, :class:`LRAP`,
-:class:`AveragePrecision`) use the rule's per-class scores.
+:class:`HammingLoss`, and the computer-vision :class:`CF1` and :class:`OF1`) first turn
+logits into labels with a decision rule (``decision=``: a name, a rule from
+:mod:`keras_mlrs.core.decision`, or ``loss.decision``). Ranking metrics
+(:class:`RankingLoss`, :class:`CoverageError`, :class:`LRAP`, :class:`AveragePrecision`,
+:class:`PrecisionAtK`) use the rule's per-class scores.
 
 Averages (``average=``), as in scikit-learn:
 
@@ -25,6 +26,8 @@ Use :func:`standard` for the study's set (P/R/F1 under micro, macro and sample
 averaging) wired to a loss's decision rule.
 """
 
+import numbers
+
 import keras
 from keras import ops
 
@@ -34,11 +37,14 @@ from keras_mlrs.errors import InvalidParameterError, ShapeMismatchError, choose
 
 __all__ = [
     "AveragePrecision",
+    "CF1",
     "CoverageError",
     "F1",
     "HammingLoss",
     "LRAP",
+    "OF1",
     "Precision",
+    "PrecisionAtK",
     "RankingLoss",
     "Recall",
     "standard",
@@ -216,6 +222,69 @@ class F1(_ConfusionMetric):
     _score = "f1"
 
 
+class _HarmonicMeanMetric(_ConfusionMetric):
+    """The harmonic mean ``2 P R / (P + R)`` of a precision P and a recall R computed from
+    the per-class counts (the computer-vision CF1 and OF1); 0 where P + R is 0."""
+
+    _score = "f1"
+    _average = None  # the average of P and R: "macro" (CF1) or "micro" (OF1)
+    _default_name = None
+
+    def __init__(self, decision="sigmoid", name=None, dtype=None):
+        super().__init__(average=self._average, decision=decision, name=name or self._default_name, dtype=dtype)
+
+    def result(self):
+        if not self._built:
+            return ops.zeros(())
+        tp, fp, fn = self.tp.value, self.fp.value, self.fn.value
+        if self._average == "micro":
+            tp, fp, fn = ops.sum(tp), ops.sum(fp), ops.sum(fn)
+        precision = ops.mean(_safe_div(tp, tp + fp))
+        recall = ops.mean(_safe_div(tp, tp + fn))
+        return _safe_div(2.0 * precision * recall, precision + recall)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["average"]  # fixed by the class
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_mlrs")
+class CF1(_HarmonicMeanMetric):
+    """CF1, the computer-vision per-class F1: ``2 CP CR / (CP + CR)``, where CP and CR are
+    the per-class precisions and recalls averaged over classes.
+
+    CP and CR are :class:`Precision` and :class:`Recall` with ``average="macro"``; CF1 is
+    the harmonic mean of those two means, *not* the study's macro F1 (the mean of the
+    per-class F1 scores, :class:`F1` with ``average="macro"``), and it is at least as large
+    (the harmonic mean is concave). A class without predictions has precision 0, one without
+    true labels recall 0 (scikit-learn's ``zero_division=0``), and both count in the means.
+
+    Example:
+        >>> m = CF1(decision="logit")
+        >>> m.update_state([[1, 0], [1, 1]], [[2.0, -1.0], [-1.0, 3.0]])
+        >>> round(float(m.result()), 4)  # CP = (1 + 1) / 2, CR = (1/2 + 1) / 2
+        0.8571
+    """
+
+    _average = "macro"
+    _default_name = "cf1"
+
+
+@keras.saving.register_keras_serializable(package="keras_mlrs")
+class OF1(_HarmonicMeanMetric):
+    """OF1, the computer-vision overall F1: ``2 OP OR / (OP + OR)``, where OP and OR are the
+    precision and recall of the counts pooled over all classes.
+
+    OP and OR are :class:`Precision` and :class:`Recall` with ``average="micro"``, and OF1
+    equals :class:`F1` with ``average="micro"`` (``2 TP / (2 TP + FP + FN)``) up to rounding:
+    it is here under the name computer-vision papers report.
+    """
+
+    _average = "micro"
+    _default_name = "of1"
+
+
 @keras.saving.register_keras_serializable(package="keras_mlrs")
 class HammingLoss(_MultiLabelMetric):
     """Fraction of wrongly assigned labels (false positives and false negatives) over all
@@ -304,6 +373,46 @@ class LRAP(_PerSampleRankingMetric):
         precision = ops.sum(y * _safe_div(rank_true, rank_all), axis=-1)
         ranked = (n_true > 0) & (n_true < ops.cast(ops.shape(y)[-1], "float32"))
         return ops.where(ranked, _safe_div(precision, n_true), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="keras_mlrs")
+class PrecisionAtK(_PerSampleRankingMetric):
+    """Precision at k: the fraction of a sample's ``k`` top-scored classes that are true
+    labels, averaged over samples (a sample without true labels scores 0).
+
+    Ties are shared, not broken by class order: when the k-th highest score is tied, each
+    class of that tied group counts as a fraction of a slot, so the value is the expected
+    precision over a uniformly random order of the tied classes::
+
+        P@k = (true labels scored above s_k + (k - labels above s_k) · t / g) / k
+
+    where s_k is the k-th highest score and t of the g classes scored exactly s_k are true.
+    ``k`` may not exceed the number of classes.
+    """
+
+    def __init__(self, k: int = 1, decision="sigmoid", name=None, dtype=None):
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise InvalidParameterError(f"precision at k needs a whole k >= 1, got k={k!r}; use e.g. k=3.")
+        self.k = int(k)
+        super().__init__(decision=decision, name=name or f"precision_at_{self.k}", dtype=dtype)
+
+    def _build(self, num_classes):
+        if self.k > num_classes:
+            raise InvalidParameterError(
+                f"{self.name}: k={self.k} is more than the {num_classes} classes; use k <= {num_classes}."
+            )
+        super()._build(num_classes)
+
+    def _per_sample(self, y, s):
+        kth = ops.top_k(s, self.k, sorted=True)[0][:, self.k - 1 : self.k]
+        above = ops.cast(s > kth, "float32")
+        tied = ops.cast(s == kth, "float32")
+        slots = self.k - ops.sum(above, axis=-1)  # >= 1: the k-th score itself is tied
+        true_in_tie = _safe_div(ops.sum(y * tied, axis=-1), ops.sum(tied, axis=-1))
+        return (ops.sum(y * above, axis=-1) + slots * true_in_tie) / self.k
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k}
 
 
 @keras.saving.register_keras_serializable(package="keras_mlrs")

@@ -143,12 +143,14 @@ def read_patch_folder(folder, labels=None) -> Patch:
                 geo = band_geo
             arrays.append(arr)
         groups[group] = np.stack(arrays, axis=-1)
-    label_names = list(labels) if labels is not None else _read_v1_labels(folder, name)
+    label_names = list(labels) if labels is not None else read_v1_labels(folder, name)
     multi_hot = to_multi_hot(label_names) if label_names is not None else None
     return Patch(name, groups, multi_hot, geo, list(label_names or []))
 
 
-def _read_v1_labels(folder: Path, name: str):
+def read_v1_labels(folder: Path, name: str) -> list[str] | None:
+    """The label names of the v1.0 patch ``name`` in ``folder`` (its
+    ``<patch>_labels_metadata.json``), or None when it has none."""
     path = folder / f"{name}_labels_metadata.json"
     if not path.exists():
         return None

@@ -96,9 +96,18 @@ def to_10m_grid(relevance, layout: str) -> np.ndarray:
     return np.concatenate(parts, axis=-1)
 
 
-def rgb_composite(patch, low: float = 2, high: float = 98) -> np.ndarray:
-    """``float [120, 120, 3]`` in [0, 1]: B04, B03, B02 stretched between the ``low`` and
-    ``high`` percentiles of the three bands."""
+#: The stretch of the RGB composite of every figure: linear between these percentiles of
+#: the B04, B03 and B02 values taken together (one stretch for the three bands, so the
+#: colour balance is kept), clipped outside.
+RGB_STRETCH = (2, 98)
+#: That stretch as figures and captions name it.
+RGB_STRETCH_LABEL = f"B04, B03, B02; joint {RGB_STRETCH[0]}–{RGB_STRETCH[1]} % stretch"
+
+
+def rgb_composite(patch, low: float = RGB_STRETCH[0], high: float = RGB_STRETCH[1]) -> np.ndarray:
+    """``float [120, 120, 3]`` in [0, 1]: B04, B03, B02 stretched linearly between the
+    ``low`` and ``high`` percentiles of the three bands' values taken together (one
+    stretch for all three), clipped outside (:data:`RGB_STRETCH`)."""
     b10 = patch.groups["b10m"][..., :3].astype("float64")  # B04, B03, B02
     lo, hi = np.percentile(b10, [low, high])
     return np.clip((b10 - lo) / max(hi - lo, 1e-9), 0, 1)
@@ -159,4 +168,4 @@ def explain_patch(model, patch, classes=None, all_predicted: bool = False, prese
     )
 
 
-__all__ = ["BAND_SETS", "ENGINES", "Explanation", "band_indices", "example_patch", "explain_patch", "rgb_composite", "to_10m_grid", "true_classes"]
+__all__ = ["BAND_SETS", "ENGINES", "RGB_STRETCH", "RGB_STRETCH_LABEL", "Explanation", "band_indices", "example_patch", "explain_patch", "rgb_composite", "to_10m_grid", "true_classes"]

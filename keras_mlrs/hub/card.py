@@ -80,8 +80,9 @@ def check_declaration(meta, source: str) -> None:
                        f"{expected[0]} nor its stacked order {expected[1]['stacked']}; it cannot be fed correctly.")
 
 
-#: The model files whose SHA-256 a card declares and loading checks.
-MODEL_FILES = ("config.json", "metadata.json", "model.weights.h5")
+#: The model files whose SHA-256 a card declares and loading checks (the calibrated
+#: thresholds too, when the model carries them).
+MODEL_FILES = ("config.json", "metadata.json", "model.weights.h5", "calibration.json")
 
 
 def file_hashes(folder) -> dict:
@@ -134,13 +135,15 @@ def _eval_results(report: dict, split: str) -> list:
 
 
 def model_card(model, repo: str, config, state: dict, report: dict, lrp: dict, license: str = LICENSE,
-               recipe: dict | None = None, files: dict | None = None) -> str:
-    """The model card (``README.md``): YAML metadata, then the text of ``zoo/model_card.md``."""
+               recipe: dict | None = None, files: dict | None = None, calibration: dict | None = None) -> str:
+    """The model card (``README.md``): YAML metadata, then the text of ``zoo/model_card.md``.
+    ``calibration``: the run's calibrated thresholds (``calibration.json``), when it has them."""
     spec = losses.spec(config.loss)
     split = report.get("split", "test")
     meta = declaration(model)
     meta.update({"loss": config.loss, "loss_params": {**spec.hyperparameters, **config.loss_params},
-                 "decision": report["decision"], "recipe": (recipe or {}).get("name"), "files": files})
+                 "decision": report["decision"], "recipe": (recipe or {}).get("name"), "files": files,
+                 "calibration": _calibration_meta(calibration)})
     meta = {k: v for k, v in meta.items() if v is not None}
     data = ModelCardData(
         library_name="keras", license=license, tags=[*TAGS, f"loss-{config.loss.replace('_', '-')}"],
@@ -176,6 +179,7 @@ def model_card(model, repo: str, config, state: dict, report: dict, lrp: dict, l
         "lrp_preset": lrp["preset"],
         "lrp_bands": lrp.get("bands", "all bands"),
         "images": IMAGES,
+        "calibration": _calibration_section(calibration, repo),
     }
     body = string.Template(template_text()).substitute(fields)
     return f"---\n{data.to_yaml()}\n---\n\n{body}"
@@ -184,6 +188,39 @@ def model_card(model, repo: str, config, state: dict, report: dict, lrp: dict, l
 def template_text() -> str:
     """The model-card template shared by every published model (``zoo/model_card.md``)."""
     return resources.files("keras_mlrs.zoo").joinpath("model_card.md").read_text()
+
+
+def _calibration_meta(calibration: dict | None) -> dict | None:
+    """The card's ``calibration`` metadata: what was fitted, on what, and the rule it makes."""
+    if not calibration:
+        return None
+    return {key: calibration[key] for key in ("objective", "split", "patches", "confidence", "decision", "scores")}
+
+
+def _calibration_section(calibration: dict | None, repo: str) -> str:
+    """The card's section on the calibrated thresholds (empty without them)."""
+    if not calibration:
+        return ""
+    rule = decision.get(calibration["decision"])
+    fixed, calibrated = calibration["scores"]["fixed"], calibration["scores"]["calibrated"]
+    objective = "sample-averaged F1" if calibration["objective"] == "sample-f1" else "each class's F1"
+    rows = [f"| class | threshold ({calibration['confidence']}) |", "| --- | ---: |"]
+    rows += [f"| {name} | {t:.4g} |" for name, t in calibration["thresholds"].items()]
+    return "\n".join([
+        "## Calibrated thresholds", "",
+        f"The repository also carries one threshold per class (`calibration.json`), fitted on the "
+        f"{calibration['split']} split ({_patches(calibration['patches'])}) to maximise the {objective}: "
+        f"`{rule.name}`: {rule.describe()}. On that split they give sample-F1 {calibrated['samples']:.4f} and "
+        f"macro-F1 {calibrated['macro']:.4f}, against {fixed['samples']:.4f} and {fixed['macro']:.4f} with the "
+        "fixed rule. They are not the default (the results above use the fixed rule, as the study does); "
+        f"apply them with `mlrs evaluate hf://{repo} --thresholds calibrated` (also `predict` and "
+        "`explain --all-predicted`) or `keras_mlrs.hub.load_model_and_rule(..., thresholds=\"calibrated\")`.", "",
+        *rows, "",
+    ])
+
+
+def _patches(count: int) -> str:
+    return f"{count:,} patch" + ("" if count == 1 else "es")
 
 
 def _bands_table(meta) -> str:

@@ -8,6 +8,12 @@ BigEarthNet-19 splits, every 20th epoch's checkpoint kept for LRP during trainin
 trains each recipe into ``OUT/<name>`` (resuming an interrupted one, skipping a finished
 one) and evaluates it on the test split; :func:`publish` pushes each finished one with its
 model card (or writes the repositories to folders).
+
+With ``seeds=K``, :func:`build` trains each recipe K times, with seeds ``s, s+1, ...,
+s+K-1`` where ``s`` is the recipe's own seed (0 for every recipe): the run of seed ``s``
+is ``OUT/<name>`` as with one seed, the others ``OUT/<name>-seed<N>`` (:func:`run_name`,
+:func:`plan`). Each run records its seed in its ``config.toml``; only ``OUT/<name>`` is
+published.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pathlib import Path
 
 from keras_mlrs.core import losses
 from keras_mlrs.data import detect_format
-from keras_mlrs.errors import MlrsError, Registry
+from keras_mlrs.errors import InvalidParameterError, MlrsError, Registry
 from keras_mlrs.files import check_folder_path
 from keras_mlrs.hub import repository
 from keras_mlrs.runs import RunDirectory, TrainConfig, resume, run_report, train
@@ -45,17 +51,22 @@ class Recipe:
     study: bool
     train: dict
 
+    @property
+    def seed(self) -> int:
+        """The recipe's own seed (``[train] seed``, 0 in every recipe)."""
+        return self.train.get("seed", 0)
+
     def config(self, data, epochs: int | None = None, batch_size: int | None = None,
-               model_params: dict | None = None) -> TrainConfig:
-        """Its :class:`~keras_mlrs.runs.TrainConfig` on ``data`` (``epochs``, ``batch_size``
-        and ``model_params`` override the recipe's, e.g. for a quick trial)."""
+               model_params: dict | None = None, seed: int | None = None) -> TrainConfig:
+        """Its :class:`~keras_mlrs.runs.TrainConfig` on ``data`` (``epochs``, ``batch_size``,
+        ``model_params`` and ``seed`` override the recipe's, e.g. for a quick trial or
+        another seed)."""
         values = {**self.train, "data": str(Path(data).expanduser().resolve()) if data else ""}
         if model_params:
             values["model_params"] = {**values.get("model_params", {}), **model_params}
-        if epochs is not None:
-            values["epochs"] = epochs
-        if batch_size is not None:
-            values["batch_size"] = batch_size
+        for name, value in (("epochs", epochs), ("batch_size", batch_size), ("seed", seed)):
+            if value is not None:
+                values[name] = value
         return TrainConfig.from_dict(values, source=f"zoo recipe '{self.name}'")
 
     def repo_id(self, org: str = DEFAULT_ORG) -> str:
@@ -93,10 +104,58 @@ def select(names=None) -> list[Recipe]:
     return list({r.name: r for r in chosen}.values())
 
 
-def status(out_dir, recipe: Recipe) -> dict:
-    """How far ``recipe`` is built in ``out_dir``: ``{"state": "not built" | "partial" |
-    "built", "epoch", "epochs", "run_dir"}``."""
-    run = RunDirectory(Path(out_dir) / recipe.name)
+def run_name(recipe: Recipe, seed: int | None = None) -> str:
+    """The run directory name of ``recipe`` trained with ``seed`` in a build folder: the
+    recipe's name for its own seed (``None``), ``<name>-seed<N>`` for another seed N."""
+    return recipe.name if seed is None or seed == recipe.seed else f"{recipe.name}-seed{seed}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    """One run of a zoo build: ``recipe`` trained with ``seed`` into ``path``."""
+
+    recipe: Recipe
+    seed: int
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def check_seeds(seeds) -> int:
+    """``seeds``, the number of seeds to train each recipe with, checked (an integer >= 1)."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise InvalidParameterError(f"`seeds` must be an integer >= 1 (the number of seeds per recipe), got {seeds!r}.")
+    return seeds
+
+
+def plan(out_dir, names=None, seeds: int = 1) -> list[PlannedRun]:
+    """The runs :func:`build` makes in ``out_dir``: the recipes called ``names`` (all when
+    empty), each with ``seeds`` seeds (the recipe's seed ``s``, then ``s+1``...), seed by
+    seed: every recipe's first seed before any second one, so an interrupted build has
+    whole sets of recipes. Writes nothing."""
+    check_seeds(seeds)
+    chosen = select(names)
+    return [PlannedRun(recipe, recipe.seed + i, Path(out_dir) / run_name(recipe, recipe.seed + i))
+            for i in range(seeds) for recipe in chosen]
+
+
+def seeds_in(out_dir, recipe: Recipe) -> list[int]:
+    """The seeds other than its own that ``recipe`` has a run directory for in ``out_dir``
+    (``<name>-seed<N>``), in order."""
+    found = []
+    for path in Path(out_dir).glob(f"{recipe.name}-seed*"):
+        suffix = path.name.removeprefix(f"{recipe.name}-seed")
+        if suffix.isdigit() and run_name(recipe, int(suffix)) == path.name and RunDirectory(path).exists():
+            found.append(int(suffix))
+    return sorted(found)
+
+
+def status(out_dir, recipe: Recipe, seed: int | None = None) -> dict:
+    """How far ``recipe`` (with ``seed``, default its own) is built in ``out_dir``:
+    ``{"state": "not built" | "partial" | "built", "epoch", "epochs", "run_dir"}``."""
+    run = RunDirectory(Path(out_dir) / run_name(recipe, seed))
     if not run.exists():
         return {"state": "not built", "epoch": 0, "epochs": recipe.train.get("epochs"), "run_dir": run.path}
     state = run.state()
@@ -106,12 +165,15 @@ def status(out_dir, recipe: Recipe) -> dict:
 
 
 def build(data, out_dir, names=None, epochs: int | None = None, batch_size: int | None = None,
-          model_params: dict | None = None, callbacks=(), on_start=None, say=lambda text: None) -> dict:
+          model_params: dict | None = None, seeds: int = 1, callbacks=(), on_start=None,
+          say=lambda text: None) -> dict:
     """Train every chosen recipe on the prepared ``data`` into ``out_dir/<name>`` and
-    evaluate it on the test split. Finished recipes are skipped, interrupted ones resumed
-    from their last completed epoch (with their saved configuration). Returns
-    ``{name: {"state": "skipped" | "resumed" | "trained", "run_dir", "test": report}}``."""
-    chosen = select(names)
+    evaluate it on the test split; with ``seeds=K``, K runs per recipe (see :func:`plan`:
+    ``out_dir/<name>`` with the recipe's seed, ``out_dir/<name>-seed<N>`` with seed N).
+    Finished runs are skipped, interrupted ones resumed from their last completed epoch
+    (with their saved configuration). Returns ``{run name: {"recipe", "seed", "state":
+    "skipped" | "resumed" | "trained" | "evaluated", "run_dir", "test": report}}``."""
+    planned = plan(out_dir, names, seeds)
     check_folder_path(out_dir)
     data = Path(data).expanduser()
     if not data.exists():
@@ -119,17 +181,23 @@ def build(data, out_dir, names=None, epochs: int | None = None, batch_size: int 
     if detect_format(data) != "prepared":
         raise MlrsError(f"{data} is not prepared data (no manifest.json); prepare it (`keras_mlrs.data.prepare()`) "
                         "and build the zoo from the prepared folder.")
-    configs = {r.name: r.config(data, epochs, batch_size, model_params) for r in chosen}  # every recipe checked before training
+    # every run checked before any training: the configurations, and that an existing run has the seed its name says
+    configs = {p.name: p.recipe.config(data, epochs, batch_size, model_params, seed=p.seed) for p in planned}
+    for p in planned:
+        run = RunDirectory(p.path)
+        if run.exists() and run.config().seed != p.seed:
+            raise MlrsError(f"{p.path} holds a run with seed {run.config().seed}, not the seed {p.seed} its name "
+                            "stands for in a zoo build; move it out of the build folder.")
     results = {}
-    for recipe in chosen:
-        run = RunDirectory(Path(out_dir) / recipe.name)
+    for p in planned:
+        run = RunDirectory(p.path)
         run_dir = run.path
-        current = status(out_dir, recipe)
+        current = status(out_dir, p.recipe, p.seed)
         if current["state"] == "built":
-            say(f"{recipe.name}: already built ({current['epoch']} epochs), skipped")
+            say(f"{p.name}: already built ({current['epoch']} epochs), skipped")
             action = "skipped"
         elif run.exists() and not run.state().get("finished"):
-            say(f"{recipe.name}: resuming at epoch {current['epoch']} of {current['epochs']}")
+            say(f"{p.name}: resuming at epoch {current['epoch']} of {current['epochs']}")
             if current["epoch"]:
                 resume(run_dir, callbacks=callbacks, on_start=on_start)
             else:
@@ -138,11 +206,13 @@ def build(data, out_dir, names=None, epochs: int | None = None, batch_size: int 
         elif run.exists():
             action = "evaluated"
         else:
-            say(f"{recipe.name}: training {configs[recipe.name].epochs} epochs into {run_dir}")
-            train(configs[recipe.name], run_dir, callbacks=callbacks, on_start=on_start)
+            seed = f", seed {p.seed}" if seeds > 1 else ""
+            say(f"{p.name}: training {configs[p.name].epochs} epochs{seed} into {run_dir}")
+            train(configs[p.name], run_dir, callbacks=callbacks, on_start=on_start)
             action = "trained"
         report = run_report(run_dir, "test")
-        results[recipe.name] = {"state": action, "run_dir": str(run_dir), "test": report}
+        results[p.name] = {"recipe": p.recipe.name, "seed": p.seed, "state": action, "run_dir": str(run_dir),
+                           "test": report}
     return results
 
 
@@ -169,4 +239,5 @@ def publish(out_dir, org: str = DEFAULT_ORG, to=None, names=None, private: bool 
     return {"published": done, "not_built": missing}
 
 
-__all__ = ["DEFAULT_ORG", "Recipe", "build", "publish", "recipes", "select", "status"]
+__all__ = ["DEFAULT_ORG", "PlannedRun", "Recipe", "build", "check_seeds", "plan", "publish", "recipes", "run_name",
+           "seeds_in", "select", "status"]

@@ -3,7 +3,8 @@
 A published repository holds Keras' own folder layout (``config.json``,
 ``model.weights.h5``, ``metadata.json``: what ``keras.saving.load_model("hf://org/name")``
 reads) plus a model card ``README.md`` (:mod:`~keras_mlrs.hub.card`) and the card's figures
-under ``images/``.
+under ``images/``, and ``calibration.json`` when the run was calibrated
+(:func:`keras_mlrs.runs.calibrate`; applied by :func:`load_model_and_rule`).
 
 * :func:`export` writes the exact repository content to a folder.
 * :func:`push` uploads it (token from the standard ``huggingface_hub`` login).
@@ -18,6 +19,8 @@ import json
 import re
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import huggingface_hub
@@ -25,7 +28,7 @@ import keras
 
 from keras_mlrs.core import metrics
 from keras_mlrs.data import read_patch
-from keras_mlrs.errors import HubError
+from keras_mlrs.errors import HubError, choose
 from keras_mlrs.explain import heatmaps, render
 from keras_mlrs.files import OWNER_MARK, atomic_folder, check_replaceable
 from keras_mlrs.hub.card import (
@@ -40,9 +43,16 @@ from keras_mlrs.hub.card import (
     read_card,
 )
 from keras_mlrs.runs import plots
-from keras_mlrs.runs.directory import CONFIG, HISTORY, RunDirectory
+from keras_mlrs.runs.directory import CALIBRATION, CONFIG, HISTORY, RunDirectory
 from keras_mlrs.runs.directory import load_model as load_local_model
-from keras_mlrs.runs.evaluation import run_report
+from keras_mlrs.runs.evaluation import checkpoint_title, run_report, training_support
+from keras_mlrs.runs.thresholds import (
+    THRESHOLDS,
+    calibrated_rule,
+    calibration_file,
+    decision_rule,
+    read_calibration,
+)
 from keras_mlrs.version import __version__
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
@@ -117,10 +127,28 @@ def load_model(source, revision: str | None = None, compile: bool = True, checkp
     the final epoch's), a ``.keras`` file, an exported folder or ``hf://ORG/NAME``
     (:func:`resolve`, then :func:`keras_mlrs.runs.load_model`)."""
     path = resolve(source, revision)
-    model = load_local_model(path, compile=compile, checkpoint=checkpoint)
-    if path != Path(str(source)) or is_exported_folder(path):  # from the Hub, or an export: its card spoke for it
+    return _checked(load_local_model(path, compile=compile, checkpoint=checkpoint), path, source)
+
+
+def _checked(model, path: Path, source):
+    """``model``, loaded from ``path`` for ``source``, after :func:`check_model` when it came
+    from the Hub or an export (whose card spoke for it)."""
+    if path != Path(str(source)) or is_exported_folder(path):
         check_model(model, str(source))
     return model
+
+
+def load_model_and_rule(source, thresholds: str = "fixed", revision: str | None = None,
+                        checkpoint: str | None = None):
+    """A model from any source a command takes (as :func:`load_model`) and the decision rule
+    to apply to its logits: ``(model, rule)``. ``thresholds="fixed"``: the rule of its loss;
+    ``"calibrated"``: the per-class thresholds it carries (a run's ``calibration.json``,
+    written by :func:`keras_mlrs.runs.calibrate`, or an export's or a Hub repository's), a
+    one-line error when it has none or they were fitted on other weights."""
+    choose("thresholds", thresholds, THRESHOLDS)
+    path = resolve(source, revision)
+    model = _checked(load_local_model(path, compile=True, checkpoint=checkpoint), path, source)
+    return model, decision_rule(path, model, thresholds, name=str(source))
 
 
 def from_pretrained(source: str, revision: str | None = None, compile: bool = True):
@@ -137,6 +165,54 @@ def from_pretrained(source: str, revision: str | None = None, compile: bool = Tr
     return load_model(text, revision=revision, compile=compile)
 
 
+# -- what is on the Hub ------------------------------------------------------------------------
+#: What :func:`hub_status` says of a repository.
+PUBLISHED, NOT_PUBLISHED, NOT_CHECKED = "published", "not published", "not checked: offline"
+
+
+def hub_status(repos, timeout: float = 5.0) -> tuple[dict, str]:
+    """Whether each Hub repository of ``repos`` (``ORG/NAME``) exists, asked of the Hub:
+    ``({repo: PUBLISHED | NOT_PUBLISHED | NOT_CHECKED}, why)``, where ``why`` says why some
+    were not checked (``""`` when all were).
+
+    Nothing is asked with ``HF_HUB_OFFLINE=1``. The repositories are asked at once, each
+    request limited to ``timeout`` seconds and the whole to twice that: a Hub that cannot
+    be reached (no network, a proxy, a timeout) leaves them NOT_CHECKED, never waiting
+    longer. A private or gated repository counts as published only when it is
+    visible with the standard login."""
+    repos = [repo_id(r) for r in repos]
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        return dict.fromkeys(repos, NOT_CHECKED), "HF_HUB_OFFLINE is set"
+    api = huggingface_hub.HfApi(library_name="keras-mlrs", library_version=__version__)
+    answers: dict = {}
+
+    def ask(repo):
+        try:
+            api.model_info(repo, timeout=timeout)
+            answers[repo] = (PUBLISHED, "")
+        except Exception as err:  # noqa: BLE001 - each of huggingface_hub's answers (by name: across its versions)
+            kind = type(err).__name__
+            if kind == "GatedRepoError":  # exists; its files need an accepted licence
+                answers[repo] = (PUBLISHED, "")
+            elif kind in ("RepositoryNotFoundError", "DisabledRepoError"):
+                answers[repo] = (NOT_PUBLISHED, "")
+            else:
+                answers[repo] = (NOT_CHECKED, f"the Hub could not be reached: {kind}")
+
+    threads = [threading.Thread(target=ask, args=(repo,), daemon=True) for repo in dict.fromkeys(repos)]
+    for thread in threads:  # daemon threads: one the network holds up never delays the exit
+        thread.start()
+    deadline = time.monotonic() + 2 * timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    done = dict(answers)  # a late answer does not change the result
+    states = {repo: done.get(repo, (NOT_CHECKED, ""))[0] for repo in repos}
+    why = next((w for _, w in done.values() if w), "")
+    if not why and any(repo not in done for repo in repos):
+        why = f"the Hub did not answer within {2 * timeout:g} s"
+    return states, why
+
+
 # -- publishing ------------------------------------------------------------------------------
 def _publishable(model):
     """``model`` recompiled with a fresh optimizer: the repository carries the loss (and so
@@ -149,7 +225,9 @@ def _publishable(model):
 def export(run_dir, folder, repo: str, split: str = "test", license: str = LICENSE, recipe: dict | None = None,
            example_patch=None, say=lambda text: None) -> Path:
     """Write the Hub repository of a finished run to ``folder``: the model in Keras' Hub
-    layout, the model card and its figures (learning curve, per-class F1, an LRP heatmap).
+    layout, the model card and its figures (learning curve, per-class F1, an LRP heatmap),
+    and the run's calibrated thresholds when it has them (``calibration.json``, named in the
+    card; :func:`keras_mlrs.runs.calibrate`).
 
     Args:
         run_dir: a finished run directory (``mlrs train``).
@@ -165,6 +243,10 @@ def export(run_dir, folder, repo: str, split: str = "test", license: str = LICEN
     check_replaceable(folder, EXPORT_KIND)
     say(f"evaluating {run.path.name} on the {split} split")
     model = load_local_model(run.path)
+    calibration = None
+    if calibration_file(run.path).is_file():  # thresholds of another checkpoint are refused before anything is written
+        calibrated_rule(run.path, model)
+        calibration = read_calibration(run.path)
     report = run_report(run.path, split, model=model)
     config, state = run.config(), run.state()
     model = _publishable(model)
@@ -177,17 +259,19 @@ def export(run_dir, folder, repo: str, split: str = "test", license: str = LICEN
                 item.rename(staging / item.name)
         (staging / "model").rmdir()
         images = staging / IMAGES
-        plots.learning_curve(state["history"], images / "learning_curve.png", best_epoch=state["best"]["epoch"],
-                             title=f"{repo}: validation F1 per epoch")
-        plots.per_class_f1({config.loss: report}, images / "per_class_f1.png", title=f"F1 per class ({split} split)")
+        plots.learning_curve(state["history"], images / "learning_curve.png", best_epoch=state["best"]["epoch"], run=repo)
+        plots.per_class_f1({config.loss: report}, images / "per_class_f1.png", train_support=training_support(run.path),
+                           title=f"F1 per class: {repo} ({checkpoint_title(report.get('checkpoint'))}) on the {split} split")
         say(f"explaining an example patch with LRP for {repo}")
         lrp = _lrp_example(model, images / "lrp_example.png", example_patch, label=f"{config.loss} loss")
         (staging / "training").mkdir()
         shutil.copyfile(run / CONFIG, staging / "training" / "config.toml")
         shutil.copyfile(run / HISTORY, staging / "training" / "history.csv")
         (staging / "training" / "evaluation.json").write_text(json.dumps(report, indent=1))
+        if calibration is not None:
+            shutil.copyfile(calibration_file(run.path), staging / CALIBRATION)
         card = model_card(model, repo, config, state, report, lrp, license=license, recipe=recipe,
-                          files=file_hashes(staging))
+                          files=file_hashes(staging), calibration=calibration)
         (staging / "README.md").write_text(card)
     return folder
 
@@ -201,7 +285,7 @@ def _lrp_example(model, path, patch=None, label: str | None = None) -> dict:
     classes = heatmaps.true_classes(patch)
     view = heatmaps.explain_patch(model, patch, classes, preset="lrp.epsilon")
     view.model = label or view.model
-    render.heatmap_figure([view], path, title=f"{patch.name}: lrp.epsilon")
+    render.heatmap_figure([view], path, title=f"LRP (lrp.epsilon) of patch {patch.name} by {view.model} (final epoch)")
     return {"patch": patch.name, "classes": view.class_names, "preset": "lrp.epsilon", "bands": view.bands_label}
 
 
@@ -231,4 +315,5 @@ def push(run_dir, repo: str, private: bool = False, revision: str | None = None,
     return str(url)
 
 
-__all__ = ["download", "export", "from_pretrained", "is_exported_folder", "load_model", "push", "repo_id", "resolve"]
+__all__ = ["NOT_CHECKED", "NOT_PUBLISHED", "PUBLISHED", "download", "export", "from_pretrained", "hub_status",
+           "is_exported_folder", "load_model", "load_model_and_rule", "push", "repo_id", "resolve"]

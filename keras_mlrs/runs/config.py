@@ -5,6 +5,7 @@ The defaults are the study's: the K-Branch CNN with 1,024 units, TensorFlow 1's 
 1e-4, batch 1024, 80 epochs, the final epoch's model (docs/study.md lists every setting).
 """
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
@@ -177,6 +178,45 @@ class TrainConfig:
         if self.split != "auto":
             return self.split
         return "random" if not self.data else "official"
+
+
+#: What :func:`recipe_key` leaves out: the seed, where the data lies, and how the run was
+#: carried out (which checkpoints it kept, over which devices, through which pipeline,
+#: compiled or not), none of which changes what is trained.
+NOT_RECIPE = ("seed", "data", "keep_every", "distribute", "pipeline", "jit")
+
+
+def _canonical(value):
+    """``value`` in one spelling: numbers as floats (``2`` and ``2.0`` are one value),
+    tuples as lists, tables with sorted keys."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def recipe_identity(config: TrainConfig) -> dict:
+    """What makes ``config`` the recipe it is: every option but those of :data:`NOT_RECIPE`,
+    with the loss's and the model's parameters completed by their defaults, so that runs
+    of one recipe with different seeds (or data folders) have the same identity."""
+    values = {k: v for k, v in asdict(config).items() if k not in NOT_RECIPE}
+    values["loss"], values["model"] = config.loss.strip().lower(), config.model.strip().lower()
+    values["loss_params"] = {**losses.LOSSES.parameters(config.loss), **config.loss_params}
+    values["model_params"] = {**MODELS.parameters(config.model), **config.model_params}
+    return values
+
+
+def recipe_key(config: TrainConfig) -> str:
+    """A short, stable name of ``config``'s recipe (:func:`recipe_identity`): the loss and a
+    hash, e.g. ``"focal-3f0c9a1b2d4e"``. Two runs have the same key when their
+    configurations differ only in the seed, the data path or how they were run; a run
+    directory's is ``recipe_key(RunDirectory(path).config())``. The key depends on the
+    parameters' defaults, so compare keys computed by one version of keras-mlrs."""
+    text = json.dumps(_canonical(recipe_identity(config)), sort_keys=True, separators=(",", ":"))
+    return f"{config.loss.strip().lower()}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 def toml_keys(path) -> set:

@@ -6,14 +6,18 @@ A run directory holds::
     state.json           completed epochs, per-epoch history, best epoch: the resume point
     last.keras           the model after the last completed epoch: the study's model
     best.keras           the model of the epoch with the best validation sample-F1
-    history.csv          per epoch: train loss, validation loss, validation P/R/F1
-    learning_curve.png   validation F1 (micro, macro, samples) per epoch
+    history.csv          per epoch: training loss and F1, validation loss and P/R/F1
+    learning_curve.png   training and validation loss and sample-F1 per epoch (and .pdf; redrawn
+                         at most once a minute during training, and when it finishes)
     metrics.json         at the end: last.keras evaluated on the validation split
     tensorboard/         TensorBoard logs
     checkpoints/         the epoch files behind last.keras and best.keras, and every
                          ``keep_every``-th epoch's (``epoch-0020.keras``...) when asked
     evaluation-<split>/  the evaluation of last.keras on a split (report.json, tables,
-                         figure); ``evaluation-<split>-best/``, ``-epoch-N/`` for others
+                         figure); ``evaluation-<split>-best/``, ``-epoch-N/`` for others,
+                         ``-calibrated`` appended with the calibrated thresholds
+    calibration.json     per-class thresholds fitted on the validation split by
+                         ``keras_mlrs.runs.calibrate``, tied to the model they were fitted on
 
 The study trained 80 epochs without early stopping and reports the final epoch's model,
 so a run's model is ``last.keras`` unless a checkpoint is named (:data:`CHECKPOINT_NAMES`:
@@ -47,14 +51,17 @@ CURVE = "learning_curve.png"
 METRICS = "metrics.json"
 TENSORBOARD = "tensorboard"
 CHECKPOINTS = "checkpoints"
+CALIBRATION = "calibration.json"
 #: The validation metric that picks ``best.keras``.
 BEST_METRIC = "val_f1_samples"
 #: How a run's checkpoints are named: the final epoch's (the study's), the best on
 #: validation, or a kept epoch ``epoch-N``.
 CHECKPOINT_NAMES = ("last", "best", "epoch-N")
-#: Columns of ``history.csv`` after ``epoch``.
+#: Columns of ``history.csv`` after ``epoch``: training loss, validation loss and P/R/F1,
+#: training F1 (Keras' running value over the epoch's batches), time.
 HISTORY_COLUMNS = (
-    "loss", "val_loss", *(f"val_{s}_{a}" for a in STUDY_AVERAGES for s in SCORES), "seconds", "patches_per_s",
+    "loss", "val_loss", *(f"val_{s}_{a}" for a in STUDY_AVERAGES for s in SCORES),
+    *(f"f1_{a}" for a in STUDY_AVERAGES), "seconds", "patches_per_s",
 )
 
 
@@ -86,9 +93,11 @@ class RunDirectory:
         """The checkpoint of ``epoch`` (1-based)."""
         return self.path / CHECKPOINTS / f"epoch-{epoch:04d}.keras"
 
-    def evaluation(self, split: str, checkpoint: str = "last") -> Path:
-        """The folder of the evaluation of the run's ``checkpoint`` on ``split``."""
-        return self.path / (f"evaluation-{split}" if checkpoint == "last" else f"evaluation-{split}-{checkpoint}")
+    def evaluation(self, split: str, checkpoint: str = "last", thresholds: str = "fixed") -> Path:
+        """The folder of the evaluation of the run's ``checkpoint`` on ``split``, with the
+        loss's own rule (``thresholds="fixed"``) or the calibrated thresholds."""
+        name = f"evaluation-{split}" if checkpoint == "last" else f"evaluation-{split}-{checkpoint}"
+        return self.path / (f"{name}-calibrated" if thresholds == "calibrated" else name)
 
     def kept_epochs(self) -> list[int]:
         """The epochs whose checkpoint is on disk, in order."""
@@ -164,10 +173,10 @@ class RunDirectory:
                            f"epoch(s)); finish it with `keras_mlrs.runs.resume('{self.path}')`.")
         return self
 
-    def materialise(self, state: dict, keep_every: int = 0) -> None:
+    def materialise(self, state: dict, keep_every: int = 0, curve: bool = True) -> None:
         """Bring the files derived from ``state.json`` up to date: ``last.keras``,
-        ``best.keras``, ``history.csv``, ``learning_curve.png``; drop the checkpoints of
-        epochs that are neither the last, the best nor kept by ``keep_every``
+        ``best.keras``, ``history.csv``, ``learning_curve.png`` (when ``curve``); drop the
+        checkpoints of epochs that are neither the last, the best nor kept by ``keep_every``
         (:func:`periodic_epochs`)."""
         if not state["epoch"]:
             return
@@ -181,10 +190,16 @@ class RunDirectory:
         for row in state["history"]:
             writer.writerow([row["epoch"], *(_cell(row.get(k)) for k in HISTORY_COLUMNS)])
         atomic_write_text(self.path / HISTORY, out.getvalue())
-        plots.learning_curve(state["history"], self.path / CURVE, best_epoch=state["best"]["epoch"])
+        if curve:
+            self.draw_curve(state)
         for f in (self.path / CHECKPOINTS).glob("*.keras"):  # stale epochs, and temporary files of a killed save
             if f not in kept:
                 f.unlink(missing_ok=True)
+
+
+    def draw_curve(self, state: dict) -> None:
+        """Draw ``learning_curve.png`` (and its PDF) from ``state``'s history."""
+        plots.learning_curve(state["history"], self.path / CURVE, best_epoch=state["best"]["epoch"], run=self.path.name)
 
 
 def periodic_epochs(keep_every: int, last_epoch: int) -> list[int]:

@@ -131,12 +131,17 @@ class _Data:
 # -- the loop ------------------------------------------------------------------------------
 class _Recorder:
     """Writes the run directory after each epoch: checkpoint, then state (the commit
-    point), then the files derived from them."""
+    point), then the files derived from them. The learning curve (two 300 dpi figures, a
+    second or two to draw) is redrawn at most once every ``CURVE_EVERY`` seconds, and when
+    the run finishes (:meth:`finish`)."""
+
+    CURVE_EVERY = 60.0
 
     def __init__(self, run: RunDirectory, state: dict, patches_per_epoch: int | None, write: bool = True,
                  keep_every: int = 0):
         self.run, self.state, self.patches, self.write = run, state, patches_per_epoch, write
         self.keep_every = keep_every
+        self.drawn = time.monotonic()  # the first curve after a minute's training
 
     def epoch_done(self, model, epoch: int, logs: dict, seconds: float):
         row = {"epoch": epoch, **{k: float(logs[k]) for k in HISTORY_COLUMNS[:-2] if k in logs}}
@@ -151,7 +156,10 @@ class _Recorder:
         if self.write:
             atomic_save_model(model, self.run.checkpoint(epoch))
             self.run.write_state(state)
-            self.run.materialise(state, self.keep_every)
+            curve = time.monotonic() - self.drawn >= self.CURVE_EVERY
+            self.run.materialise(state, self.keep_every, curve=curve)
+            if curve:
+                self.drawn = time.monotonic()
         else:  # the other processes of a multiprocess run save too (saving reads every process's arrays)
             with tempfile.TemporaryDirectory(prefix="mlrs-process-") as scratch:
                 model.save(os.path.join(scratch, "epoch.keras"))
@@ -353,6 +361,7 @@ def _finish(run: RunDirectory, state: dict, data: _Data, model, write: bool) -> 
             model = load_model(run.path)
         result.update(evaluate(model, data.dataset("validation", whole=True)))
         atomic_write_text(run / METRICS, json.dumps(result, indent=1))
+        run.draw_curve(state)
         run.write_state({**state, "finished": True})
     return result
 

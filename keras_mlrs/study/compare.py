@@ -1,17 +1,19 @@
 """The loss-comparison study for any set of runs (``mlrs compare``).
 
 :func:`compare` reproduces the study's artefacts for trained runs and writes them as a
-report: ``report.md`` with PNG figures in ``figures/``, a self-contained ``report.html``
-(figures embedded), and ``report.json`` with every number:
+report: ``report.md`` with its figures in ``figures/`` (each a 300 dpi PNG and a PDF), a
+self-contained ``report.html`` (figures embedded, click one to enlarge it, each linked to its
+files), and ``report.json`` with every number:
 
 * overall precision, recall and F1 under micro, macro and sample averaging, the best run
   of each row highlighted (the study's Table 6.1);
-* F1 per class, as a table and a grouped bar chart (Table 6.4, Figure 6.1);
-* validation F1 per epoch of every run on one plot (Figure 6.2);
+* F1 per class, as a table and a grouped bar chart with the classes ordered by training
+  support (Table 6.4, Figure 6.1);
+* training and validation loss and F1 per epoch of every run on one plot (Figure 6.2);
 * learning efficiency: the first epoch at which each run reached a target validation F1
   (the thesis reads 0.55 sample-F1 off Figure 6.2), its best epoch and time per epoch;
 * LRP heatmaps of the same patches and classes across the runs (Tables 6.5–6.8), on the
-  study's RGB bands unless told otherwise;
+  study's RGB bands unless told otherwise, every panel on one symmetric colour scale;
 * LRP during training (Tables 6.12–6.13): one patch and class, one row per run, one column
   per epoch whose checkpoint every run kept (``mlrs train --keep-every N``).
 
@@ -29,30 +31,43 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from keras_mlrs.bigearthnet import CLASS_NAMES
+from keras_mlrs.core import decision
 from keras_mlrs.core.metrics import SCORES, STUDY_AVERAGES
 from keras_mlrs.data import read_patch
-from keras_mlrs.errors import InvalidParameterError, choose
+from keras_mlrs.errors import InvalidParameterError, MlrsError, choose
 from keras_mlrs.explain import composites, heatmaps, render
 from keras_mlrs.explain.engine import class_indices
-from keras_mlrs.files import atomic_folder, check_replaceable
+from keras_mlrs.files import VECTOR_FORMAT, atomic_folder, check_replaceable
 from keras_mlrs.runs import (
     RunDirectory,
+    calibrate,
     checkpoint_title,
     finished_run,
     load_model,
     plots,
     read_state,
+    run_data,
+    run_evaluation_set,
+    run_outputs,
     run_report,
+    training_support,
 )
+from keras_mlrs.study import significance
 
 #: What :func:`compare` writes, as its folders' owner mark names it.
 REPORT_KIND = "comparison report"
 #: The sections of the report: anchor -> heading.
 SECTIONS = {
     "overall": "Overall precision, recall and F1 (Table 6.1)",
+    "seeds": "Seeds and 95% confidence intervals",
+    "paired": "Against the reference: paired bootstrap tests",
+    "calibrated": "Fixed rule and calibrated thresholds",
+    "more-metrics": "Ranking and computer-vision metrics",
     "per-class": "F1 per class (Table 6.4, Figure 6.1)",
-    "learning-curves": "Validation F1 during training (Figure 6.2)",
+    "learning-curves": "Loss and F1 during training (Figure 6.2)",
     "efficiency": "Learning efficiency",
     "lrp": "What the models look at: LRP heatmaps (Tables 6.5-6.8)",
     "lrp-training": "LRP during training (Tables 6.12-6.13)",
@@ -74,8 +89,18 @@ def _first_epoch_reaching(history, key: str, target: float):
     return next((row["epoch"] for row in history if (row.get(key) or 0) >= target), None)
 
 
+#: The metrics beside the study's in the report, each with its heading.
+MORE_METRICS = {"map_macro": "mAP (macro)", "map_micro": "mAP (micro)", "cf1": "CF1", "of1": "OF1",
+                "precision_at_1": "precision@1", "precision_at_3": "precision@3", "lrap": "LRAP",
+                "hamming_loss": "Hamming loss (lower is better)"}
+#: The metrics of the seeds-and-intervals table: (report average, score).
+INTERVAL_METRICS = (("samples", "f1"), ("micro", "f1"), ("macro", "f1"))
+
+
 def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", target_f1: float = 0.55,
-            average: str = "samples", preset: str = "lrp.epsilon", bands: str = "rgb", say=lambda text: None) -> dict:
+            average: str = "samples", preset: str = "lrp.epsilon", bands: str = "rgb", per_panel_scale: bool = False,
+            reference: str | None = None, allow_different_data: bool = False, resamples: int = 1000,
+            say=lambda text: None) -> dict:
     """Write the comparison report of ``run_dirs`` (finished runs) into ``out_dir``.
 
     Args:
@@ -87,6 +112,13 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
         average: the F1 average of the learning curves and efficiency (micro, macro, samples).
         preset: the LRP preset of the heatmaps.
         bands: the band set the heatmaps sum (``rgb``, the study's; ``10m``; ``all``).
+        per_panel_scale: scale each heatmap to its own largest absolute relevance, instead of
+            one symmetric colour scale shared by every panel of a figure.
+        reference: the recipe (its name or loss) every other is tested against (default: the
+            ``bce`` runs when there are any; none else).
+        allow_different_data: compare runs evaluated on different patches or nomenclatures
+            (refused otherwise), with a warning in every output.
+        resamples: the bootstrap resamples of the intervals and the paired tests.
 
     Returns:
         The content of ``report.json``, plus ``"files"``: the paths written.
@@ -100,17 +132,42 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
     heatmaps.band_indices(bands)
     out_dir = Path(out_dir)
     check_replaceable(out_dir, REPORT_KIND)
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
+        raise InvalidParameterError(f"`resamples` must be a whole number >= 1, got {resamples!r}.")
     run_dirs = [finished_run(r).path for r in run_dirs]
     names = run_names(run_dirs)
-    patch_list = [read_patch(p) for p in patches] if patches else [heatmaps.example_patch()]
+    recipes = significance.recipes(run_dirs, names)
+    ref = significance.reference_recipe(recipes, reference)
+    sets = [run_evaluation_set(r, split) for r in run_dirs]
+    warning = _data_warning(names, sets, allow_different_data)
+    if warning:
+        say(f"warning: {warning}")
+    patch_list = [read_patch(p) for p in patches] if patches else None
     if classes:
         class_indices(classes, len(CLASS_NAMES))  # unknown class: fail before any work
 
-    reports, histories = {}, {}
+    reports, histories, outputs, calibrated = {}, {}, [], {}
+    models = {}
     for name, run_dir in zip(names, run_dirs):
         say(f"evaluating {name} on the {split} split")
-        reports[name] = run_report(run_dir, split)
+        models[name] = load_model(run_dir)
+        stored = run_outputs(run_dir, split, model=models[name], figure=False)  # the report draws its own
+        reports[name] = stored["report"]
+        outputs.append({"names": stored["names"], "labels": stored["labels"],
+                        "predicted": _label_sets(stored["report"]["decision"], stored["logits"])})
+        calibrated[name] = _calibrated_report(run_dir, name, split, models[name], say)
         histories[name] = read_state(run_dir)["history"]
+    say(f"bootstrapping {resamples} resamples of the {split} split's patches")
+    same = len({s["fingerprint"] for s in sets}) == 1
+    uncertainty = significance.uncertainty(recipes, outputs, ref, resamples=resamples, same_patches=same)
+    flat = [_flat(reports[n]) for n in names]
+    seeds = significance.seed_summary(recipes, flat)
+    calibrated_seeds = significance.seed_summary(
+        recipes, [_flat(calibrated[n]) if calibrated[n] else dict.fromkeys(flat[0]) for n in names])
+    lrp_patch = {"source": "given", "split": None}
+    if patch_list is None:
+        patch, lrp_patch = _example_patch(run_dirs[0], split, outputs[0])
+        patch_list = [patch]
     key = f"val_f1_{average}"
     efficiency = {}
     for name, history in histories.items():
@@ -126,15 +183,26 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
 
     out_dir = Path(out_dir)
     with atomic_folder(out_dir, REPORT_KIND) as staging:
-        figures = _figures(staging / "figures", names, run_dirs, reports, histories, key, target_f1, patch_list,
-                           classes, preset, bands, say)
+        figures = _figures(staging / "figures", names, run_dirs, reports, histories, average, target_f1, patch_list,
+                           classes, preset, bands, say, split=split, per_panel_scale=per_panel_scale, models=models)
         result = {
+            "warning": warning,
             "runs": {n: str(r) for n, r in zip(names, run_dirs)}, "split": split, "average": average,
-            "target_f1": target_f1, "preset": preset, "bands": bands,
+            "evaluation_set": {n: reports[n].get("evaluation_set") for n in names},
+            "recipes": {g.name: {"key": g.key, "loss": g.loss, "runs": [names[i] for i in g.runs], "seeds": g.seeds}
+                        for g in recipes},
+            "seeds": seeds, "uncertainty": uncertainty,
+            "calibrated": {n: None if calibrated[n] is None else
+                           {"decision": calibrated[n]["decision"], **_flat(calibrated[n])} for n in names},
+            "calibrated_seeds": calibrated_seeds,
+            "more_metrics": {n: {k: reports[n].get(k) for k in MORE_METRICS} for n in names},
+            "lrp_patch": {**lrp_patch, "patch": patch_list[0].name},
+            "target_f1": target_f1, "preset": preset, "bands": bands, "per_panel_scale": per_panel_scale,
             "checkpoint": {n: reports[n].get("checkpoint") for n in names},
             "overall": {n: {a: {s: reports[n][a][s] for s in SCORES} for a in STUDY_AVERAGES} for n in names},
             "per_class_f1": {n: {c: reports[n]["per_class"][c]["f1"] for c in CLASS_NAMES} for n in names},
             "support": {c: next(iter(reports.values()))["per_class"][c]["support"] for c in CLASS_NAMES},
+            "train_support": figures["train_support"],
             "patches_evaluated": {n: reports[n]["patches"] for n in names},
             "decision": {n: reports[n]["decision"]["name"] for n in names},
             "efficiency": efficiency,
@@ -149,6 +217,69 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
     return result
 
 
+def _data_warning(names, sets, allow: bool) -> str | None:
+    """None when every run is evaluated on the same patches of one nomenclature; else the
+    warning every output carries (``allow``), or the one-line refusal."""
+    kinds = {(s["nomenclature"], s["fingerprint"]) for s in sets}
+    if len(kinds) == 1 and None not in next(iter(kinds)):
+        return None
+    if all(s["fingerprint"] is not None for s in sets) or len({s["nomenclature"] for s in sets}) > 1:
+        groups: dict = {}
+        for name, s in zip(names, sets):
+            groups.setdefault((s["nomenclature"], s["fingerprint"]), []).append(name)
+        sizes = "; ".join(f"{', '.join(g)}: {k[0]}, {sets[names.index(g[0])]['patches']} patches"
+                          for k, g in groups.items())
+        text = (f"the runs were evaluated on different {sets[0]['split']} sets ({sizes}), so their scores are not "
+                "comparable")
+        if not allow:
+            raise InvalidParameterError(f"{text}; compare runs trained on one dataset, or pass "
+                                        "`allow_different_data=True` to compare them anyway (with a warning).")
+        return f"{text}; compared anyway, as asked."
+    return (f"the {sets[0]['split']} sets of the runs could not be checked to be the same (their data does not list "
+            "its patch names: official TFRecords); the comparison assumes they are.")
+
+
+def _label_sets(rule_config: dict, logits) -> np.ndarray:
+    """0/1 label sets of ``logits`` by the rule a report names."""
+    return np.asarray(decision.get(rule_config)(logits)).astype(np.uint8)
+
+
+def _flat(report: dict) -> dict:
+    """A report's headline numbers as one flat dict: ``"f1_samples"``, ``"precision_micro"``..."""
+    out = {f"{s}_{a}": report[a][s] for a in STUDY_AVERAGES for s in SCORES}
+    out.update({k: report.get(k) for k in MORE_METRICS})
+    return out
+
+
+def _calibrated_report(run_dir, name, split, model, say) -> dict | None:
+    """The run's report on ``split`` with its calibrated thresholds, fitted on its validation
+    split first when it has none for its final model; None (said) when it cannot have one."""
+    try:
+        return run_report(run_dir, split, model=model, thresholds="calibrated", figure=False)
+    except MlrsError:
+        pass  # no calibration of this model yet
+    say(f"calibrating {name}'s thresholds on its validation split")
+    try:
+        calibrate(run_dir, model=model)
+    except MlrsError as err:
+        say(f"{name} cannot be calibrated: {err}")
+        return None
+    return run_report(run_dir, split, model=model, thresholds="calibrated", figure=False)
+
+
+def _example_patch(run_dir, split, output):
+    """The default patch of the LRP figures: the patch of the runs' ``split`` with the most
+    labels (then the first name), read from the first run's data; the bundled sample's when
+    that data cannot read one patch alone. Returns ``(patch, where it comes from)``."""
+    if output["names"] is not None:
+        counts = np.asarray(output["labels"]).sum(axis=1)
+        order = sorted(range(len(counts)), key=lambda i: (-int(counts[i]), output["names"][i]))
+        patch = run_data(run_dir).patch(split, output["names"][order[0]])
+        if patch is not None:
+            return patch, {"source": "data", "split": split}
+    return heatmaps.example_patch(), {"source": "bundled sample", "split": None}
+
+
 def _explained(patch, classes):
     wanted = classes
     if not wanted and patch.labels is not None:
@@ -158,13 +289,31 @@ def _explained(patch, classes):
     return wanted
 
 
-def _figures(folder, names, run_dirs, reports, histories, key, target_f1, patch_list, classes, preset, bands,
-             say) -> dict:
+def _runs_phrase(names, reports) -> str:
+    """The runs and the checkpoint each is evaluated at, as figure titles name them."""
+    which = [checkpoint_title(reports[n].get("checkpoint")) for n in names]
+    if len(set(which)) == 1:
+        return f"{', '.join(names)} ({which[0]}{' each' if len(names) > 1 else ''})"
+    return ", ".join(f"{n} ({w})" for n, w in zip(names, which))
+
+
+def _figures(folder, names, run_dirs, reports, histories, average, target_f1, patch_list, classes, preset, bands,
+             say, split="test", per_panel_scale=False, models=None) -> dict:
+    """Draw every figure of the report into ``folder``; returns their paths relative to the
+    report (``figures/...``, the PNGs; the PDF of each is beside it), the training support
+    the per-class figure is ordered by, and the LRP details for ``report.json``."""
     folder.mkdir(parents=True)
-    plots.per_class_f1(dict(zip(names, reports.values())), folder / "per_class_f1.png", title="F1 per class")
-    plots.learning_curves(histories, folder / "learning_curves.png", key=key, target=target_f1)
+    runs_phrase = _runs_phrase(names, reports)
+    train_support = training_support(run_dirs[0])
+    plots.per_class_f1(dict(zip(names, reports.values())), folder / "per_class_f1.png", train_support=train_support,
+                       title=f"F1 per class on the {split} split: {runs_phrase}"
+                             + (f"\nclasses ordered by the training support of {names[0]}" if train_support else ""))
+    best = {n: (max(h, key=lambda row: row.get(f"val_f1_{average}") or 0.0)["epoch"] if h else None)
+            for n, h in histories.items()}
+    plots.learning_curves(histories, folder / "learning_curves.png", average=average, target=target_f1,
+                          best_epochs=best)
     lrp = []
-    models = {}
+    models = dict(models or {})  # the final models, by run name (loaded here when not given)
     for patch in patch_list:
         views = []
         for name, run_dir in zip(names, run_dirs):
@@ -175,15 +324,18 @@ def _figures(folder, names, run_dirs, reports, histories, key, target_f1, patch_
             view.model = name
             views.append(view)
         path = folder / f"lrp_{patch.name}.png"
-        render.heatmap_figure(views, path, title=f"{patch.name}: {preset}, final epochs")
+        figure = render.heatmap_figure(views, path, title=f"LRP ({preset}) of patch {patch.name}: {runs_phrase}",
+                                       per_panel_scale=per_panel_scale)
         lrp.append({"patch": patch.name, "classes": views[0].class_names, "figure": f"figures/{path.name}",
+                    "vector": f"figures/{figure.vector.name}",
                     "scores": {v.model: dict(zip(v.class_names, v.scores)) for v in views}})
-    training = _training_grid(folder, names, run_dirs, patch_list[0], classes, preset, bands, say)
+    training = _training_grid(folder, names, run_dirs, patch_list[0], classes, preset, bands, say,
+                              per_panel_scale=per_panel_scale)
     return {"per_class": "figures/per_class_f1.png", "curves": "figures/learning_curves.png", "lrp": lrp,
-            "training": training}
+            "training": training, "train_support": train_support}
 
 
-def _training_grid(folder, names, run_dirs, patch, classes, preset, bands, say) -> dict | None:
+def _training_grid(folder, names, run_dirs, patch, classes, preset, bands, say, per_panel_scale=False) -> dict | None:
     """The LRP-during-training figure of ``patch``'s first class over the epochs whose
     checkpoints every run kept with ``keep_every``; None when the runs share fewer than two."""
     runs = [RunDirectory(r) for r in run_dirs]
@@ -198,8 +350,12 @@ def _training_grid(folder, names, run_dirs, patch, classes, preset, bands, say) 
                       for e in epochs]
     path = folder / f"lrp_training_{patch.name}.png"
     first = rows[names[0]][0]
-    render.training_grid(rows, epochs, path, title=f"{patch.name}, {first.class_names[0]}: {preset} during training")
+    figure = render.training_grid(
+        rows, epochs, path, per_panel_scale=per_panel_scale,
+        title=f"{first.class_names[0]}: LRP ({preset}) of patch {patch.name} during training\n"
+              f"{', '.join(names)} at the checkpoints of epochs {', '.join(map(str, epochs))}")
     return {"patch": patch.name, "class": first.class_names[0], "epochs": epochs, "figure": f"figures/{path.name}",
+            "vector": f"figures/{figure.vector.name}",
             "scores": {n: dict(zip(map(str, epochs), (v.scores[0] for v in views))) for n, views in rows.items()}}
 
 
@@ -221,8 +377,8 @@ def _rows(result):
             values = [result["overall"][n][a][s] for n in names]
             overall.append(([f"{'F1' if s == 'f1' else s} ({a})", *values], best(values)))
     per_class = []
-    for c in CLASS_NAMES:
-        values = [result["per_class_f1"][n][c] for n in names]
+    for c in CLASS_NAMES:  # a class without a patch in the split has no F1 (not 0)
+        values = [result["per_class_f1"][n][c] if result["support"][c] else None for n in names]
         per_class.append(([c, *values, result["support"][c]], best(values)))
     eff = []
     for n in names:
@@ -230,12 +386,79 @@ def _rows(result):
         reached = e["first_epoch_reaching_target"]
         eff.append(([n, reached if reached is not None else f"not reached in {e['epochs']}", e["best_value"],
                      e["best_epoch"], e["seconds_per_epoch"]], set()))
+    more = []
+    for k, heading in MORE_METRICS.items():
+        values = [result["more_metrics"][n][k] for n in names]
+        lower = k == "hamming_loss"
+        more.append(([heading, *values], best([-v if v is not None and lower else v for v in values])))
     return {
         "overall": (["", *names], overall),
+        "seeds": _seed_rows(result),
+        "paired": _paired_rows(result),
+        "calibrated": _calibrated_rows(result),
+        "more-metrics": (["", *names], more),
         "per-class": (["class", *names, "support"], per_class),
         "efficiency": (["run", f"first epoch with validation F1 ({result['average']}) >= {result['target_f1']}",
                         f"best validation F1 ({result['average']})", "best epoch", "seconds per epoch"], eff),
     }
+
+
+def _mean_std(summary: dict | None) -> str | None:
+    """"0.6543 ± 0.0123 (3 seeds)", or the value of a single seed."""
+    if not summary or summary["mean"] is None:
+        return None
+    if summary["std"] is None:
+        return f"{summary['mean']:.4f}"
+    return f"{summary['mean']:.4f} ± {summary['std']:.4f}"
+
+
+def _interval_text(interval: dict) -> str:
+    return f"[{interval['low']:.4f}, {interval['high']:.4f}]"
+
+
+def _seed_rows(result):
+    """One row per recipe: its seeds, then each headline F1 as mean ± std over the seeds and
+    its bootstrap interval over the test patches."""
+    u = result["uncertainty"]
+    header = ["recipe", "seeds"]
+    for a, _ in INTERVAL_METRICS:
+        header += [f"F1 ({a}), mean ± std", f"{u['level']:.0%} interval"]
+    rows = []
+    for name, recipe in result["recipes"].items():
+        cells = [name, ", ".join(map(str, recipe["seeds"]))]
+        for a, s in INTERVAL_METRICS:
+            cells += [_mean_std(result["seeds"][name][f"{s}_{a}"]), _interval_text(u["intervals"][name][f"{s}_{a}"])]
+        rows.append((cells, set()))
+    return header, rows
+
+
+def _paired_rows(result):
+    u = result["uncertainty"]
+    header = ["recipe", f"sample F1 minus {u['reference'] or 'the reference'}", f"{u['level']:.0%} interval",
+              "p-value"]
+    rows = []
+    for name in result["recipes"]:
+        test = u["paired"].get(name)
+        if test is None:
+            rows.append(([name, "reference" if name == u["reference"] else None, None, None], set()))
+        else:
+            rows.append(([name, f"{test['difference']:+.4f}", _interval_text(test), f"{test['p_value']:.3g}"], set()))
+    return header, rows
+
+
+def _calibrated_rows(result):
+    header = ["recipe", "rule"]
+    for a in STUDY_AVERAGES:
+        header += [f"F1 ({a}), fixed", f"F1 ({a}), calibrated"]
+    rows = []
+    for name, recipe in result["recipes"].items():
+        first = recipe["runs"][0]
+        cells = [name, result["decision"][first]]
+        for a in STUDY_AVERAGES:
+            cells += [_mean_std(result["seeds"][name][f"f1_{a}"]),
+                      _mean_std(result["calibrated_seeds"][name][f"f1_{a}"]) or "not calibrated"]
+        rows.append((cells, set()))
+    return header, rows
 
 
 def _cell(value) -> str:
@@ -248,8 +471,10 @@ def markdown(result: dict, figures: dict) -> str:
     """The report as Markdown (figures linked from ``figures/``)."""
     tables = _rows(result)
     runs = ", ".join(f"`{n}` ({result['decision'][n]})" for n in result["runs"])
-    lines = ["# Loss comparison", "",
-             f"Runs (decision rule): {runs}. Evaluated on the **{result['split']}** split "
+    lines = ["# Loss comparison", ""]
+    if result.get("warning"):
+        lines += [f"> **Warning:** {result['warning']}", ""]
+    lines += [f"Runs (decision rule): {runs}. Evaluated on the **{result['split']}** split "
              f"({', '.join(f'{n}: {k:,}' for n, k in result['patches_evaluated'].items())} patches); "
              "the best value of each row is in bold.", "", _models_sentence(result), ""]
 
@@ -261,17 +486,66 @@ def markdown(result: dict, figures: dict) -> str:
             out.append("| " + " | ".join(text) + " |")
         return out
 
+    def figure(rel, alt):
+        return [f"![{alt}]({rel})", "", "Files: " + " · ".join(f"[{Path(f).name}]({f})" for f in _figure_files(rel)), ""]
+
     lines += [f"## {SECTIONS['overall']}", "", *table("overall"), ""]
-    lines += [f"## {SECTIONS['per-class']}", "", *table("per-class"), "", f"![F1 per class]({figures['per_class']})", ""]
-    lines += [f"## {SECTIONS['learning-curves']}", "", f"![Validation F1]({figures['curves']})", ""]
+    lines += [f"## {SECTIONS['seeds']}", "", _seeds_caption(result), "", *table("seeds"), ""]
+    lines += [f"## {SECTIONS['paired']}", "", _paired_caption(result), "", *table("paired"), ""]
+    lines += [f"## {SECTIONS['calibrated']}", "", _calibrated_caption(result), "", *table("calibrated"), ""]
+    lines += [f"## {SECTIONS['more-metrics']}", "", _more_caption(), "", *table("more-metrics"), ""]
+    lines += [f"## {SECTIONS['per-class']}", "", *table("per-class"), "", _per_class_caption(result), "",
+              *figure(figures["per_class"], "F1 per class")]
+    lines += [f"## {SECTIONS['learning-curves']}", "", _curves_caption(result), "",
+              *figure(figures["curves"], "Loss and F1 per epoch")]
     lines += [f"## {SECTIONS['efficiency']}", "", *table("efficiency"), ""]
     lines += [f"## {SECTIONS['lrp']}", "", _lrp_caption(result), ""]
     for item in figures["lrp"]:
-        lines += [f"![{item['patch']}]({item['figure']})", ""]
+        lines += figure(item["figure"], f"LRP of {item['patch']}")
     lines += [f"## {SECTIONS['lrp-training']}", "", _training_caption(result), ""]
     if result["lrp_training"]:
-        lines += [f"![LRP during training]({result['lrp_training']['figure']})", ""]
+        lines += figure(result["lrp_training"]["figure"], "LRP during training")
     return "\n".join(lines)
+
+
+def _figure_files(rel: str) -> list[str]:
+    """The files of the figure ``rel`` (its PNG) relative to the report: the PNG and its PDF."""
+    return [rel, str(Path(rel).with_suffix(f".{VECTOR_FORMAT}"))]
+
+
+def _seeds_caption(result: dict) -> str:
+    u = result["uncertainty"]
+    return (f"Runs of one recipe (configurations that differ only in the seed) are grouped: mean ± standard deviation "
+            f"over the seeds (the variation of retraining; one seed shows its value alone), and the {u['level']:.0%} "
+            f"percentile bootstrap interval over the {result['split']} patches ({u['resamples']} resamples, seed "
+            f"{u['seed']}; the seeds' mean on each resample: the variation of the test set). Train more seeds with "
+            "`mlrs zoo build --seeds K` or `mlrs train --seed N`.")
+
+
+def _paired_caption(result: dict) -> str:
+    u = result["uncertainty"]
+    if not u["same_patches"]:
+        return ("The runs were evaluated on different patches: no paired tests (they pair each patch's results), and "
+                "each recipe's interval is over its own patches.")
+    if u["reference"] is None:
+        return ("No reference recipe among the runs (the default is `bce`): no paired tests. Name one with "
+                "`--reference`.")
+    return (f"Each recipe against `{u['reference']}` on the same {u['resamples']} resamples of the {result['split']} "
+            f"patches: the difference of the sample F1 (the seeds' means), its {u['level']:.0%} interval, and the "
+            "two-sided bootstrap p-value of no difference (shifted to the null; at least 1 / (resamples + 1)).")
+
+
+def _calibrated_caption(result: dict) -> str:
+    return ("The fixed rule is each loss's own (the study's); calibrated thresholds are one per class, fitted on each "
+            "run's validation split to the sample F1 (`mlrs calibrate`; never on the test split), the decision "
+            "component the thesis cites for ranking losses (Li et al.). Means (± std) over the seeds.")
+
+
+def _more_caption() -> str:
+    return ("Beside the study's metrics: mean average precision (exact; macro over the 19 classes, micro over all "
+            "pairs), CF1 and OF1 as computer vision defines them (the harmonic mean of the per-class averaged, "
+            "respectively overall, precision and recall), precision at k and LRAP from each rule's scores, and the "
+            "Hamming loss (lower is better). Each run with its fixed rule.")
 
 
 def _models_sentence(result: dict) -> str:
@@ -281,10 +555,40 @@ def _models_sentence(result: dict) -> str:
               "the efficiency table).")
 
 
+def _per_class_caption(result: dict) -> str:
+    order = ("ordered by their training support (patches in the training split of the first run's data), most "
+             "first" if result.get("train_support") else "ordered by their test support (the training support of the "
+             "runs' data is not known)")
+    return (f"Classes {order}; each is annotated with its support. A class with no patch in the {result['split']} "
+            "split has no F1: it gets no bar and is marked as such.")
+
+
+def _curves_caption(result: dict) -> str:
+    return (f"Loss (left) and F1 ({result['average']}, right) per epoch on the training split (dashed) and the "
+            f"validation split (solid), one colour per run; a star marks each run's best validation epoch, the "
+            f"dotted line the target F1 {result['target_f1']:g} of the efficiency table. Training F1 is Keras' running "
+            "value over each epoch's batches; losses of different runs are on one axis (log scale when they differ "
+            "by more than ten times).")
+
+
+def _scale_sentence(result: dict) -> str:
+    if result.get("per_panel_scale"):
+        return "each heatmap is scaled to its own largest absolute relevance (its own colour bar)"
+    return ("every panel of a figure shares one symmetric colour scale, from minus to plus the largest absolute "
+            "relevance of them all (one colour bar)")
+
+
 def _lrp_caption(result: dict) -> str:
-    return (f"Preset `{result['preset']}` on the final epochs' models, relevance summed over the "
+    where = result["lrp_patch"]
+    patch = (f"Patch {where['patch']} of the {where['split']} split (the one with the most labels)"
+             if where["source"] == "data" else f"Patch {where['patch']}"
+             + (" of the bundled sample (the runs' data cannot read one patch alone)"
+                if where["source"] == "bundled sample" else ""))
+    return (f"{patch}. Preset `{result['preset']}` on the final epochs' models, relevance summed over the "
             f"{'RGB bands (the study)' if result['bands'] == 'rgb' else result['bands'] + ' bands'}; "
-            "red is evidence for the class, blue against.")
+            f"red is evidence for the class, blue against; {_scale_sentence(result)}. The RGB composite is "
+            f"{heatmaps.RGB_STRETCH_LABEL} (one linear stretch between those percentiles of the three bands' values "
+            "together, clipped outside). Click a figure to enlarge it.")
 
 
 def _training_caption(result: dict) -> str:
@@ -292,8 +596,8 @@ def _training_caption(result: dict) -> str:
     if not grid:
         return ("The runs kept no common epoch checkpoints; train them with `mlrs train --keep-every N` (the thesis "
                 "shows every 20 epochs) to see how each loss's heatmaps change during training.")
-    return (f"{grid['class']} on {grid['patch']} at epochs {', '.join(map(str, grid['epochs']))}; each row shares "
-            "one colour scale, so changes of sign and strength between epochs are as they are.")
+    return (f"{grid['class']} on {grid['patch']} at epochs {', '.join(map(str, grid['epochs']))}; "
+            f"{_scale_sentence(result)}, so changes of sign and strength between epochs and runs are as they are.")
 
 
 _CSS = """
@@ -302,8 +606,40 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.best { font-weight: bold; background: #e4f2e4; }
-img { max-width: 100%; border: 1px solid #eee; }
 nav a { margin-right: 1em; }
+p.warning { background: #fff3cd; border: 1px solid #e0b000; padding: 0.5em 0.8em; }
+figure { margin: 1em 0; }
+figure img { display: block; max-width: min(100%, 56em); height: auto; border: 1px solid #eee; cursor: zoom-in; }
+figure.wide { width: min(96vw, 110em); position: relative; left: 50%; transform: translateX(-50%); }
+figure.wide img { width: 100%; max-width: none; }
+figcaption { font-size: 0.85em; color: #555; margin-top: 0.3em; }
+#zoom { position: fixed; inset: 0; z-index: 10; overflow: auto; background: rgba(20, 20, 20, 0.9); cursor: zoom-out; }
+#zoom[hidden] { display: none; }
+#zoom img { display: block; margin: 1em auto; max-width: none; background: #fff; }
+#zoom p { color: #eee; text-align: center; margin: 0.5em; font-size: 0.9em; }
+"""
+
+#: The enlarged view of the report's figures: a click on a figure shows it at its full
+#: resolution (scrollable) over the page; a click or Escape closes it.
+_ZOOM = """
+<div id="zoom" hidden><p>Full resolution: scroll to move; click or press Escape to close.</p><img alt=""></div>
+<script>
+(() => {
+  const zoom = document.getElementById("zoom"), big = zoom.querySelector("img");
+  for (const link of document.querySelectorAll("a.zoom")) {
+    link.addEventListener("click", event => {
+      event.preventDefault();
+      const small = link.querySelector("img");
+      big.src = small.src;
+      big.alt = small.alt + " (enlarged)";
+      zoom.hidden = false;
+      zoom.scrollTo(0, 0);
+    });
+  }
+  zoom.addEventListener("click", () => { zoom.hidden = true; });
+  document.addEventListener("keydown", event => { if (event.key === "Escape") zoom.hidden = true; });
+})();
+</script>
 """
 
 
@@ -313,12 +649,19 @@ def _inline(text: str) -> str:
 
 
 def to_html(result: dict, figures: dict, folder: Path) -> str:
-    """The report as one self-contained HTML page (figures embedded as data URIs)."""
+    """The report as one self-contained HTML page: figures embedded as data URIs (a click
+    enlarges one to its full resolution), each also linked to its PNG and PDF files in
+    ``figures/``."""
     tables = _rows(result)
 
-    def image(rel, alt):
+    def image(rel, alt, wide=False):
         data = base64.b64encode((folder / rel).read_bytes()).decode("ascii")
-        return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+        links = " · ".join(f'<a href="{html.escape(f)}">{html.escape(Path(f).name)}</a>' for f in _figure_files(rel))
+        kind = ' class="wide"' if wide else ""
+        return (f'<figure{kind}><a class="zoom" href="{html.escape(rel)}" '
+                f'title="Click to enlarge"><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"></a>'
+                f"<figcaption>Click to enlarge. Files (in the report's folder): {links} (PNG, 300 dpi; PDF, vector)"
+                "</figcaption></figure>")
 
     def table(anchor):
         header, rows = tables[anchor]
@@ -335,16 +678,24 @@ def to_html(result: dict, figures: dict, folder: Path) -> str:
 
     body = {
         "overall": table("overall"),
-        "per-class": table("per-class") + image(figures["per_class"], "F1 per class"),
-        "learning-curves": image(figures["curves"], "Validation F1 per epoch"),
+        "seeds": f"<p>{_inline(_seeds_caption(result))}</p>" + table("seeds"),
+        "paired": f"<p>{_inline(_paired_caption(result))}</p>" + table("paired"),
+        "calibrated": f"<p>{_inline(_calibrated_caption(result))}</p>" + table("calibrated"),
+        "more-metrics": f"<p>{_inline(_more_caption())}</p>" + table("more-metrics"),
+        "per-class": table("per-class") + f"<p>{_inline(_per_class_caption(result))}</p>"
+                     + image(figures["per_class"], "F1 per class"),
+        "learning-curves": f"<p>{_inline(_curves_caption(result))}</p>"
+                           + image(figures["curves"], "Loss and F1 per epoch"),
         "efficiency": table("efficiency"),
         "lrp": f"<p>{_inline(_lrp_caption(result))}</p>"
-               + "".join(image(item["figure"], f"LRP of {item['patch']}") for item in figures["lrp"]),
+               + "".join(image(item["figure"], f"LRP of {item['patch']}", wide=True) for item in figures["lrp"]),
         "lrp-training": f"<p>{_inline(_training_caption(result))}</p>"
-                        + (image(result["lrp_training"]["figure"], "LRP during training") if result["lrp_training"]
-                           else ""),
+                        + (image(result["lrp_training"]["figure"], "LRP during training", wide=True)
+                           if result["lrp_training"] else ""),
     }
     runs = ", ".join(f"<code>{html.escape(n)}</code> ({html.escape(result['decision'][n])})" for n in result["runs"])
+    warning = (f'<p class="warning"><b>Warning:</b> {html.escape(result["warning"])}</p>\n'
+               if result.get("warning") else "")
     nav = "".join(f'<a href="#{a}">{html.escape(t.split(" (")[0])}</a>' for a, t in SECTIONS.items())
     sections = "\n".join(f'<section id="{a}"><h2>{html.escape(SECTIONS[a])}</h2>\n{body[a]}</section>' for a in SECTIONS)
     return f"""<!DOCTYPE html>
@@ -352,11 +703,12 @@ def to_html(result: dict, figures: dict, folder: Path) -> str:
 <head><meta charset="utf-8"><title>Loss comparison</title><style>{_CSS}</style></head>
 <body>
 <h1>Loss comparison</h1>
-<p>Runs (decision rule): {runs}. Evaluated on the <b>{html.escape(result['split'])}</b> split; the best value of each
+{warning}<p>Runs (decision rule): {runs}. Evaluated on the <b>{html.escape(result['split'])}</b> split; the best value of each
 row is highlighted.</p>
 <p>{html.escape(_models_sentence(result))}</p>
 <nav>{nav}</nav>
 {sections}
+{_ZOOM}
 </body>
 </html>
 """

@@ -14,9 +14,15 @@ from keras_mlrs import data
 
 
 @pytest.fixture
-def probe(tmp_path, tiny_runs, prepared):
-    """Paths for the cases: a file where a folder is needed, damaged runs and models."""
+def probe(tmp_path, tiny_runs, calibrated_runs, prepared):
+    """Paths for the cases: a file where a folder is needed, damaged runs and models, runs to
+    calibrate (``plain``) and runs holding another model's thresholds (``foreign``) or damaged
+    ones, as copies sharing the session run's files."""
     run = tiny_runs["ranking"][0]
+    for name in ("plain", "foreign", "bad-calibration"):
+        shutil.copytree(run, tmp_path / name, copy_function=os.link)
+    shutil.copy(calibrated_runs["bce"][0] / "calibration.json", tmp_path / "foreign")
+    (tmp_path / "bad-calibration" / "calibration.json").write_text('{"format": 1, "thresholds": "cut short')
     (tmp_path / "afile").write_text("a file, not a folder")
     (tmp_path / "garbage.keras").write_text("not a zip")
     (tmp_path / "loss_params.toml").write_text('loss = "bce"\nloss_params = 3\n')
@@ -78,6 +84,17 @@ CASES = [
     ("compare {run} --out {tmp}/afile", ["afile is a file, not a folder"]),
     ("zoo build --data {prepared} --out {tmp}/afile --losses bce --epochs 1", ["afile is a file, not a folder"]),
     ("data verify {tmp}/afile", ["no readable manifest.json"]),
+    ("calibrate {tmp}/plain --data {sample}", ["has no patch in the validation split", "give --data whose validation"]),
+    ("calibrate {tmp}/plain --split test", ["never fitted on the test split", "--split validation"]),
+    ("calibrate {tmp}/plain --objective macro-f1", ["unknown calibration objective 'macro-f1'", "per-class-f1"]),
+    ("calibrate {tmp}/afile", ["is not a run directory"]),
+    ("evaluate {tmp}/plain --thresholds calibrated", ["has no calibrated thresholds", "mlrs calibrate"]),
+    ("evaluate {tmp}/foreign --thresholds calibrated", ["fitted on another model", "mlrs calibrate"]),
+    ("evaluate {tmp}/bad-calibration --thresholds calibrated", ["is not a calibration written by keras-mlrs"]),
+    ("evaluate {tmp}/plain --thresholds calibrated --threshold 0.3", ["leave out --decision and --threshold"]),
+    ("predict {tmp}/plain {patch} --thresholds calibrate", ["unknown thresholds 'calibrate'", "'calibrated'"]),
+    ("explain {patch} --model {tmp}/foreign --all-predicted --thresholds calibrated --out {tmp}/e",
+     ["fitted on another model"]),
 ]
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers import one_line_error, run_mlrs_here
+from helpers import figure_title, one_line_error, run_mlrs_here
 from keras_mlrs import data
 from keras_mlrs.bigearthnet import STACKED_BANDS
 from keras_mlrs.cli.main import app
@@ -19,7 +19,6 @@ from keras_mlrs.explain.heatmaps import to_10m_grid
 from keras_mlrs.models import kbranch_cnn
 
 runner = CliRunner()
-PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def sample_folders():
@@ -57,7 +56,7 @@ def test_folder_band_file_and_geotiff_give_the_same_relevance(models, tmp_path):
     output = explain(folder, "--model", models[0], "--class", truth[0].upper(), "--class", "18", "--out", tmp_path / "a")
     assert "in labels" in output and truth[0] in output
     png, npy, tif = (tmp_path / "a" / f"{folder.name}_lrp.{ext}" for ext in ("png", "npy", "tif"))
-    assert png.read_bytes()[:8] == PNG
+    assert f"of patch {folder.name} by {models[0].name}" in figure_title(png)  # and <name>_lrp.pdf
     relevance = np.load(npy)
     assert relevance.shape == (2, 120, 120, 12) and relevance.dtype == np.float32
 
@@ -98,9 +97,9 @@ def test_all_predicted_and_several_models_in_one_figure(models, tmp_path):
     predicted = np.load(tmp_path / "p" / f"{folder.name}_lrp.npy")
     assert predicted.shape[0] >= 1  # sparsemax always predicts a non-empty support
     output = explain(folder, "--compare", *models, "--class", "Arable land", "--preset", "lrp.alpha_1_beta_0",
-                     "--out", tmp_path / "cmp")
-    figure = tmp_path / "cmp" / f"{folder.name}_lrp_compare.png"
-    assert figure.read_bytes()[:8] == PNG
+                     "--per-panel-scale", "--out", tmp_path / "cmp")
+    title = figure_title(tmp_path / "cmp" / f"{folder.name}_lrp_compare.png")  # and its PDF
+    assert "lrp.alpha_1_beta_0" in title and "bce.keras" in title and "sparsemax.keras" in title
     assert "bce.keras" in output and "sparsemax.keras" in output
 
 

@@ -11,6 +11,7 @@ from keras_mlrs.core import losses
 
 
 def test_the_static_registry_equals_the_real_ones():
+    from keras_mlrs import runs
     from keras_mlrs.core import decision
     from keras_mlrs.explain import composites, heatmaps
 
@@ -18,6 +19,7 @@ def test_the_static_registry_equals_the_real_ones():
     assert list(registry.MODELS) == models.names()
     assert list(registry.PRESETS) == composites.PRESETS.names()
     assert list(registry.DECISIONS) == decision.names()
+    assert registry.THRESHOLDS == runs.THRESHOLDS and registry.OBJECTIVES == runs.OBJECTIVES == decision.OBJECTIVES
     assert list(registry.BAND_SETS) == list(heatmaps.BAND_SETS)
 
 
@@ -33,7 +35,10 @@ def test_train_help_a_mistyped_name_and_a_missing_path_answer_without_keras():
                              (["evaluate", "no-run"], 1, "no-run does not exist; give a run directory"),
                              (["explain", "p.tif", "--model", "hf://o/m", "-c", "0"], 1, "p.tif does not exist; give patch"),
                              (["train", "--data", "no-data"], 1, "no-data does not exist; give the path of BigEarthNet"),
-                             (["push", "no-run", "--repo", "o/m"], 1, "no-run does not exist; give a run directory")):
+                             (["push", "no-run", "--repo", "o/m"], 1, "no-run does not exist; give a run directory"),
+                             (["calibrate", "--help"], 0, "--objective"),
+                             (["calibrate", "r", "--objective", "sample_f1"], 1, "Did you mean 'sample-f1'?"),
+                             (["evaluate", "r", "--thresholds", "calibrate"], 1, "Did you mean 'calibrated'?")):
         out = subprocess.run([sys.executable, "-c", watch + MLRS, *args], capture_output=True, text=True,
                              env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, timeout=60)
         assert out.returncode == code, out.stderr[-2000:]

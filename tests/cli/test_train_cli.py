@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from helpers import MLRS, TINY, TINY_FLAGS, one_line_error, run_mlrs_here
+from helpers import MLRS, TINY, TINY_FLAGS, figure_title, one_line_error, run_mlrs_here
 from keras_mlrs import data, runs
 from keras_mlrs.cli.main import app
 from keras_mlrs.core import decision, losses
@@ -39,8 +39,11 @@ def test_each_decision_rule_trains_end_to_end(loss, tiny_runs):
     history = read_history(run)
     assert [row["epoch"] for row in history] == [1, 2]
     assert "epoch 1/2: loss" in output and "epoch 2/2: loss" in output
-    for column in ("loss", "val_loss", "val_f1_micro", "val_f1_macro", "val_f1_samples", "val_precision_samples"):
+    for column in ("loss", "val_loss", "val_f1_micro", "val_f1_macro", "val_f1_samples", "val_precision_samples",
+                   "f1_samples"):  # training F1 too, for the learning curves
         assert np.isfinite(history[-1][column]), column
+    title = figure_title(run / runs.CURVE)  # and its PDF
+    assert f"Learning curves of {run.name}" in title and "model: final epoch 2 (best on validation" in title
     assert (run / runs.HISTORY).read_text().count("\n") == 3  # header + 2 epochs
     model = keras.saving.load_model(run / runs.LAST, safe_mode=True)
     assert type(model.loss) is type(losses.get(loss))

@@ -1,7 +1,8 @@
 """JAX without TensorFlow: on a JAX GPU machine TensorFlow is often absent. With its import
 blocked in the process, the commands run end to end under JAX: prepare (TFRecord framing of
 its own), train on the numpy pipeline (and its end-of-training evaluation), evaluate, predict,
-explain and push, and the exported model loads back, from its folder and as hf://."""
+explain, calibrate, compare and push, and the exported model loads back, from its folder and
+as hf://."""
 
 import json
 import os
@@ -36,6 +37,9 @@ def test_the_commands_run_under_jax_with_tensorflow_blocked(tmp_path):
             ["evaluate", w + "/run", "--split", "validation", "--json", w + "/report.json"],
             ["predict", w + "/run", patch],
             ["explain", patch, "--model", w + "/run", "-c", "0", "--out", w + "/explained"],
+            ["calibrate", w + "/run"],
+            ["evaluate", w + "/run", "--split", "validation", "--thresholds", "calibrated", "--json", w + "/cal.json"],
+            ["compare", w + "/run", "--split", "validation", "--resamples", "50", "--out", w + "/comparison"],
             ["push", w + "/run", "--repo", "o/m", "--to", w + "/export"],
             ["predict", w + "/export", patch],
             ["predict", "hf://o/m", patch],
@@ -61,6 +65,9 @@ def test_the_commands_run_under_jax_with_tensorflow_blocked(tmp_path):
     assert 0.0 <= metrics["samples"]["f1"] <= 1.0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["decision"]["name"] == "sigmoid" and report["patches"] == 1
+    assert json.loads((tmp_path / "cal.json").read_text())["decision"]["name"] == "calibrated"
+    comparison = json.loads((tmp_path / "comparison" / "report.json").read_text())
+    assert comparison["uncertainty"]["intervals"]["run"]["f1_samples"]["value"] == pytest.approx(report["samples"]["f1"], abs=1e-6)
     relevance = np.load(next((tmp_path / "explained").glob("*_lrp.npy")))
     assert np.isfinite(relevance).all() and np.abs(relevance).sum() > 0
     assert outputs[3].splitlines() and outputs[3] == outputs[-2]  # the export predicts as the run does

@@ -5,6 +5,7 @@ equal scikit-learn (``zero_division=0``) on the whole data, with ``y_pred = rule
 for label-set metrics and ``scores = rule.scores(logits)`` for ranking metrics.
 """
 
+import itertools
 import json
 
 import keras
@@ -467,11 +468,15 @@ SERIALIZABLE = [
     lambda: metrics.AveragePrecision(
         average="none", decision=decision.get("sigmoid", threshold=0.3), max_samples=256
     ),
+    lambda: metrics.CF1(decision=decision.get("logit", threshold=0.7)),
+    lambda: metrics.OF1(decision="sparsemax_support", name="my_of1"),
+    lambda: metrics.PrecisionAtK(k=3, decision=decision.get("sigmoid", threshold=0.3)),
 ]
 
 
 SERIALIZABLE_IDS = ["precision-macro", "recall-samples", "f1-none", "f1-weighted-named",
-                    "hamming", "ranking-loss", "coverage", "lrap", "map-micro", "map-none"]
+                    "hamming", "ranking-loss", "coverage", "lrap", "map-micro", "map-none", "cf1", "of1-named",
+                    "precision-at-3"]
 
 
 @pytest.mark.parametrize("make", SERIALIZABLE, ids=SERIALIZABLE_IDS)
@@ -486,6 +491,7 @@ def test_serialize_round_trip(make):
     assert type(back.decision) is type(m.decision)
     assert getattr(back, "average", None) == getattr(m, "average", None)
     assert getattr(back, "max_samples", None) == getattr(m, "max_samples", None)
+    assert getattr(back, "k", None) == getattr(m, "k", None)
     assert back.get_config() == m.get_config()
     # and it computes the same thing
     y, logits, w = make_data(30, 38, K_SMALL)
@@ -583,3 +589,139 @@ def test_metrics_built_in_advance_equal_lazily_built_ones():
     assert_matches(got, stream({m.name: m for m in lazy}, y, logits, w), atol=0.0)
     with pytest.raises(MlrsError, match="has seen 4 classes, now got 19"):
         built[0].update_state(np.zeros((2, 19)), np.zeros((2, 19)))
+
+
+# --------------------------------------------------------------------------- CF1, OF1, precision at k
+
+
+def cv_reference(y, pred, w=None):
+    """CF1 and OF1 from scikit-learn's macro and micro precision and recall."""
+    y, pred = np.asarray(y).astype(int), np.asarray(pred).astype(int)
+    kw = {"zero_division": 0, "sample_weight": w}
+    out = {}
+    for key, average in (("cf1", "macro"), ("of1", "micro")):
+        p, r = precision_score(y, pred, average=average, **kw), recall_score(y, pred, average=average, **kw)
+        out[key] = 0.0 if p + r == 0 else 2 * p * r / (p + r)
+    return out
+
+
+def precision_at_k_reference(y, scores, k, w=None):
+    """Precision at k, ties shared: the mean over every order of the classes used to break
+    ties (exact: each order is equally likely), or the one order of untied scores."""
+    scores = np.asarray(scores, "float64")
+    classes = scores.shape[1]
+    untied = all(len(np.unique(row)) == classes for row in scores)
+    orders = [range(classes)] if untied else itertools.permutations(range(classes))
+    per_sample = []
+    for order in orders:
+        tie_break = np.broadcast_to(np.asarray(order), scores.shape)
+        top = np.lexsort((tie_break, -scores), axis=1)[:, :k]  # by score, then by tie_break
+        per_sample.append(np.take_along_axis(np.asarray(y, "float64"), top, axis=1).sum(axis=1) / k)
+    return np.average(np.mean(per_sample, axis=0), weights=w)
+
+
+def cv_metrics(rule, ks):
+    out = {"cf1": metrics.CF1(decision=rule), "of1": metrics.OF1(decision=rule),
+           "f1_micro": metrics.F1("micro", decision=rule), "f1_macro": metrics.F1("macro", decision=rule),
+           "map_none": metrics.AveragePrecision("none", decision=rule, max_samples=256)}
+    out.update({f"precision_at_{k}": metrics.PrecisionAtK(k, decision=rule) for k in ks})
+    return out
+
+
+def cv_expected(rule, y, logits, ks, w=None):
+    pred = keras.ops.convert_to_numpy(rule(logits))
+    scores = keras.ops.convert_to_numpy(rule.scores(logits))
+    want = cv_reference(y, pred, w)
+    want.update({f"precision_at_{k}": precision_at_k_reference(y, scores, k, w) for k in ks})
+    want["map_none"] = average_precision_score(y, scores, average=None, sample_weight=w)
+    return want
+
+
+@pytest.mark.parametrize("k", [19, K_SMALL])
+@pytest.mark.parametrize("rule_key", list(RULES))
+def test_cf1_of1_and_precision_at_k_match_references(rule_key, k, rng):
+    # random weighted data (a rare class, samples without true or predicted labels, all-true
+    # rows planted); K=19 scores are untied, so each top k is one set of classes
+    rule = rule_of(rule_key)
+    y, logits, w = make_data(int(rng.integers(2**31)), N, k)
+    ks = (1, 3, 5) if k == 19 else (1, 3, 4)
+    got = stream(cv_metrics(rule, ks), y, logits, w)
+    want = cv_expected(rule, y, logits, ks, w)
+    assert_matches(got, want)
+    assert got["of1"] == pytest.approx(got["f1_micro"], abs=ATOL)  # OF1 is micro F1
+    assert got["cf1"] >= got["f1_macro"] - ATOL  # the harmonic mean of the means is at least the mean
+
+
+@pytest.mark.parametrize("rule_key", ["sigmoid0.5", "logit0.7", "sparsemax"])
+def test_precision_at_k_shares_tied_scores(rule_key):
+    # logits on a 0.5 grid over 4 classes: many ties at the k-th score; the reference
+    # averages over all 24 orders of the tied classes
+    rule = rule_of(rule_key)
+    y, logits, w = make_data(40, N, K_SMALL, ties=True)
+    scores = keras.ops.convert_to_numpy(rule.scores(logits))
+    assert sum(len(np.unique(row)) < K_SMALL for row in scores) > N // 4  # really tied
+    got = stream(cv_metrics(rule, (1, 3, 4)), y, logits, w)
+    assert_matches(got, cv_expected(rule, y, logits, (1, 3, 4), w) | {"map_none": got["map_none"]})
+    # every score tied: the expected share of true labels among any k
+    zeros = np.zeros_like(logits)
+    got = stream({"p3": metrics.PrecisionAtK(3, decision=rule)}, y, zeros, w)
+    assert got["p3"] == pytest.approx(np.average(y.sum(axis=1) / K_SMALL, weights=w), abs=ATOL)
+
+
+def test_cv_scores_hand_checked_and_without_any_true_label():
+    y = np.array([[1, 0, 1, 0], [1, 1, 0, 0]], "float32")
+    logits = np.array([[2, -1, 1, -3], [-1, 3, -2, -1]], "float32")  # logit > 0: {0, 2}, {1}
+    got = stream(cv_metrics("logit", (1, 2)), y, logits, batches=(1, 1))
+    # per class (P, R): (1, 1/2), (1, 1), (1, 1), (0, 0): CP = 3/4, CR = 5/8; OP = 3/3, OR = 3/4
+    assert got["cf1"] == pytest.approx(2 * 0.75 * 0.625 / 1.375, abs=ATOL)
+    assert got["of1"] == pytest.approx(2 * 0.75 / 1.75, abs=ATOL)
+    assert got["precision_at_1"] == pytest.approx(1.0, abs=ATOL)
+    # second patch's top 2: class 1, then one of the tied classes 0 (true) and 3: half a hit
+    assert got["precision_at_2"] == pytest.approx((1.0 + 0.75) / 2, abs=ATOL)
+    # no true label anywhere: every precision and recall is 0 (zero_division=0), so is P@k
+    none = np.zeros((4, K_SMALL), "float32")
+    logits = np.array([[3, -1, 1, -2], [-1, -1, -1, -1], [2, 2, 2, 2], [0.5, -3, 0.2, 1]], "float32")
+    got = stream(cv_metrics("logit", (1, 3)), none, logits, batches=(1, 1, 1, 1))
+    assert {k: float(got[k]) for k in ("cf1", "of1", "precision_at_1", "precision_at_3")} == dict.fromkeys(
+        ("cf1", "of1", "precision_at_1", "precision_at_3"), 0.0)
+    assert cv_reference(none, logits > 0) == {"cf1": 0.0, "of1": 0.0}
+
+
+def test_perfect_predictions_and_a_class_without_positives():
+    # perfect label sets: OF1 is 1; CF1 is below 1 when a class has neither true nor
+    # predicted labels (its precision and recall count as 0), like the macro F1
+    y, _, _ = make_data(41, 64, K_SMALL)
+    y[:, 1] = 0.0  # class 1: no positives
+    logits = np.where(y > 0, 5.0, -5.0).astype("float32")
+    got = stream(cv_metrics("logit", (1,)), y, logits, batches=(64,))
+    assert got["of1"] == pytest.approx(1.0, abs=ATOL)
+    assert got["cf1"] == pytest.approx(0.75, abs=ATOL)  # CP = CR = 3/4
+    assert got["f1_macro"] == pytest.approx(0.75, abs=ATOL)
+    assert got["map_none"][1] == 0.0 and np.allclose(np.delete(got["map_none"], 1), 1.0, atol=ATOL)
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.5, True, "3", None])
+def test_precision_at_k_needs_a_whole_k(k):
+    with pytest.raises(MlrsError, match="k"):
+        metrics.PrecisionAtK(k)
+
+
+def test_precision_at_k_larger_than_the_classes_raises():
+    m = metrics.PrecisionAtK(5)
+    with pytest.raises(MlrsError, match="k=5 is more than the 4 classes"):
+        m.update_state(np.zeros((1, K_SMALL), "float32"), np.zeros((1, K_SMALL), "float32"))
+    assert metrics.PrecisionAtK(4).name == "precision_at_4"
+
+
+def test_cv_scores_in_a_compiled_model():
+    # traced (tf.function / jax.jit): the same values as eagerly, with sample weights
+    keras.utils.set_random_seed(3)
+    x, y = _model_data(n=45, k=5)
+    w = np.random.default_rng(6).uniform(0.2, 2.0, size=len(x)).astype("float32")
+    rule = decision.get("logit", threshold=0.2)
+    model = _tiny_model(x.shape[1], y.shape[1])
+    model.compile(optimizer="sgd", loss=losses.get("bce"), weighted_metrics=[
+        metrics.CF1(decision=rule), metrics.OF1(decision=rule), metrics.PrecisionAtK(3, decision=rule)])
+    logs = model.evaluate(x, y, sample_weight=w, batch_size=8, return_dict=True, verbose=0)
+    want = cv_expected(rule, y, model.predict(x, batch_size=8, verbose=0), (3,), w)
+    assert_matches(logs, {k: want[k] for k in ("cf1", "of1", "precision_at_3")}, atol=1e-5)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from huggingface_hub import ModelCard
 
-from helpers import PNG, one_line_error, run_mlrs_here, seed_hub_cache
+from helpers import PNG, figure_title, one_line_error, run_mlrs_here, seed_hub_cache
 from keras_mlrs import data, runs
 from keras_mlrs.bigearthnet import CLASS_NAMES
 from keras_mlrs.core.metrics import SCORES, STUDY_AVERAGES
@@ -50,7 +50,7 @@ def study(tmp_path_factory):
     zoo_dir = root / "runs"
     build = mlrs("zoo", "build", "--data", root / "data", "--out", zoo_dir, "--losses", "bce,focal", "--epochs", "1",
                  "--model-param", "units=16")  # as narrow as the demo's (the study's width is tested in tests/models)
-    listing = mlrs("zoo", "list", "--dir", zoo_dir, "--org", ORG)
+    listing = mlrs("zoo", "list", "--dir", zoo_dir, "--org", ORG, "--no-hub")  # the Hub is never asked in tests
     report = mlrs("compare", *(zoo_dir / r for r in RECIPES), "--out", root / "report", "--patch", patch_folder(),
                   "--class", "Urban fabric", "--class", "11")
     published = mlrs("zoo", "publish", zoo_dir, "--org", ORG, "--to", root / "published", "--losses",
@@ -74,6 +74,13 @@ def test_the_demo_runs_the_pipeline_on_the_sample(study):
         assert r["prediction"]["true"]
     assert summary["runs"]["sparsemax"]["decision"] == "sparsemax(z) > 0"
     assert Path(summary["explanation"]).read_bytes()[:8] == PNG
+    for r in summary["runs"].values():  # calibrated on the validation patch, beside the loss's own rule
+        calibrated = r["calibrated"]
+        assert calibrated["validation"]["calibrated"]["samples"] >= calibrated["validation"]["fixed"]["samples"]
+        assert calibrated["validation"] == runs.read_calibration(r["run_dir"])["scores"]
+        assert calibrated["calibration"] == str(Path(r["run_dir"]) / runs.CALIBRATION)
+        assert 0 <= calibrated["test"]["samples"]["f1"] <= 1 and set(calibrated["predicted"]) <= set(CLASS_NAMES)
+    assert "Per-class thresholds calibrated on the validation patch" in study["demo"]
 
 
 def test_zoo_build_trains_each_recipe_once_and_skips_finished_ones(study):
@@ -109,14 +116,18 @@ def test_compare_reports_each_runs_own_evaluation_with_every_section(study):
     md = (out / "report.md").read_text()
     for title in compare.SECTIONS.values():
         assert f"## {title}" in md
+    # every figure: a 300 dpi PNG and a PDF, titled with the runs (and checkpoint), linked from the report
     for figure in ("per_class_f1.png", "learning_curves.png", f"lrp_{patch_folder().name}.png"):
-        assert (out / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f"figures/{figure}" in md
+        assert "bce, sparsemax" in figure_title(out / "figures" / figure), figure
+        assert f"figures/{figure}" in md and f"figures/{figure.replace('.png', '.pdf')}" in md
+    assert "test split" in figure_title(out / "figures" / "per_class_f1.png")
+    assert "final epoch 1 each" in figure_title(out / "figures" / f"lrp_{patch_folder().name}.png")
 
 
 def test_the_html_report_opens_in_headless_chromium_without_errors(study):
-    """Every section is shown, every embedded figure decodes, nothing is requested from the
-    network, and no script or console error occurs."""
+    """Every section is shown, every embedded figure decodes and is linked to its PNG and PDF
+    files, a click on the LRP grid shows it enlarged (at its full resolution) until Escape,
+    nothing is requested from the network, and no script or console error occurs."""
     from playwright.sync_api import sync_playwright
 
     page_file = study["root"] / "report" / "report.html"
@@ -134,8 +145,23 @@ def test_the_html_report_opens_in_headless_chromium_without_errors(study):
         for anchor, title in compare.SECTIONS.items():
             assert page.is_visible(f"section#{anchor} h2"), anchor
             assert page.inner_text(f"section#{anchor} h2") == title
-        images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+        images = page.evaluate("Array.from(document.querySelectorAll('figure img'))"
+                               ".map(i => [i.alt, i.complete, i.naturalWidth])")
         assert len(images) == 3 and all(done and width > 100 for _, done, width in images), images
+        links = page.evaluate("Array.from(document.querySelectorAll('figcaption a')).map(a => a.getAttribute('href'))")
+        figures = sorted(p.name for p in (page_file.parent / "figures").iterdir())
+        assert sorted(Path(link).name for link in links) == figures and len(figures) == 6
+        assert all((page_file.parent / link).is_file() for link in links)
+        grid = f"section#lrp figure img[alt='LRP of {patch_folder().name}']"
+        shown = page.evaluate(f"document.querySelector(\"{grid}\").getBoundingClientRect().width")
+        assert not page.is_visible("#zoom")
+        page.click(grid)
+        assert page.is_visible("#zoom")
+        natural, enlarged = page.evaluate("[document.querySelector('#zoom img').naturalWidth, "
+                                          "document.querySelector('#zoom img').getBoundingClientRect().width]")
+        assert natural == images[2][2] and enlarged == natural > shown  # the 300 dpi figure, pixel for pixel
+        page.keyboard.press("Escape")
+        assert not page.is_visible("#zoom")
         rows = page.evaluate("document.querySelectorAll('section#per-class tr').length")
         assert rows == 1 + len(CLASS_NAMES)
         browser.close()
@@ -171,6 +197,36 @@ def test_published_models_load_and_explain_offline_through_hf(study, tmp_path, c
                                rtol=1e-5, atol=1e-7 * float(np.abs(local.relevance).max()))
     one_line_error(run_mlrs_here(capsys, "pull", f"{ORG}/ben19-kbranch-focal"),
                    f"hf://{ORG}/ben19-kbranch-focal is not in the local Hugging Face cache")
+
+
+def test_published_models_carry_their_calibrated_thresholds_through_hf(study, tmp_path, capsys, monkeypatch):
+    """The demo calibrated its runs: `mlrs zoo publish` carries each one's calibration.json
+    (its hash declared in the card, which describes it), `--thresholds calibrated` applies it
+    from hf:// as from the run, and thresholds changed in the cache are refused."""
+    import huggingface_hub
+
+    repo, run = f"{ORG}/ben19-kbranch-bce", study["zoo"] / "bce"
+    folder = study["root"] / "published" / "ben19-kbranch-bce"
+    assert (folder / runs.CALIBRATION).read_bytes() == (run / runs.CALIBRATION).read_bytes()
+    card = ModelCard.load(folder / "README.md")
+    meta = card.data.to_dict()["keras_mlrs"]
+    assert meta["calibration"]["decision"] == runs.read_calibration(run)["decision"] and runs.CALIBRATION in meta["files"]
+    assert "## Calibrated thresholds" in card.text and f"mlrs evaluate hf://{repo} --thresholds calibrated" in card.text
+    snapshot = seed_hub_cache(folder, repo, tmp_path / "cache")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("COLUMNS", "200")
+    pulled = run_mlrs_here(capsys, "pull", repo)
+    assert pulled.returncode == 0 and "calibrated thresholds" in pulled.stdout, pulled.stderr
+    patch = data.read_patch(patch_folder())
+    done = run_mlrs_here(capsys, "predict", f"hf://{repo}", patch_folder(), "--json", "--thresholds", "calibrated")
+    assert done.returncode == 0, done.stderr
+    model = runs.load_model(run)
+    [local] = runs.predict(model, [patch], decision=runs.calibrated_rule(run, model))
+    assert json.loads(done.stdout)[0]["labels"] == local["labels"]
+    (snapshot / runs.CALIBRATION).resolve().write_text((folder / runs.CALIBRATION).read_text().replace("0.5", "0.6"))
+    one_line_error(run_mlrs_here(capsys, "predict", f"hf://{repo}", patch_folder(), "--thresholds", "calibrated"),
+                   "calibration.json is not the file its model card declares")
 
 
 def test_bad_zoo_and_compare_inputs_are_one_line_errors_that_write_nothing(study, tmp_path, capsys):

@@ -7,7 +7,7 @@ how the batches and the gradients travel, and JAX compiles the tiny model's step
 fraction of the K-Branch CNN's time. TensorFlow's import is blocked in them, as on a JAX
 machine without it (and it spares each process TensorFlow's start-up). The processes share
 JAX's persistent compilation cache (a folder of this module). ``tests/run.sh`` runs this
-module on its own, after the two suites: its processes need the cores to themselves.
+module on its own, after the JAX suite, beside the end of the TensorFlow suite.
 """
 
 import json

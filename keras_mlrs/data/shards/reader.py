@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_mlrs.bigearthnet import GROUP_SIZES, GROUPS, NUM_CLASSES, split_name
+from keras_mlrs.bigearthnet import CLASS_NAMES, GROUP_SIZES, GROUPS, NUM_CLASSES, split_name
+from keras_mlrs.data.patch import Patch
 from keras_mlrs.data.shards.format import (
     FRAMED_BYTES,
     HEAD_BYTES,
@@ -176,6 +177,21 @@ class PreparedShards(Source):
     def count(self, split: str) -> int:
         entry = self.manifest["splits"].get(split_name(split))
         return entry["records"] if entry else 0
+
+    def names(self, split: str) -> list[str]:
+        return patch_names(self.path, split_name(split))
+
+    def patch(self, split: str, name: str) -> Patch | None:
+        names = self.names(split)
+        if name not in names:
+            return None
+        *groups, labels = self.reader(split).read(self.keys(split)[[names.index(name)]], pooled=False)
+        return Patch(name, {g: a[0] for g, a in zip(GROUPS, groups)}, labels[0])
+
+    def class_counts(self, split: str) -> list[int]:
+        """Patches per class in ``split``, as the manifest counted them when writing."""
+        entry = self.manifest["splits"].get(split_name(split))
+        return [int(entry["class_counts"][c]) for c in CLASS_NAMES] if entry else [0] * NUM_CLASSES
 
     def reader(self, split) -> ShardReader:
         """The reader of ``split``'s shards, whose keys are :meth:`keys`."""

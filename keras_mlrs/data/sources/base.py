@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from keras_mlrs.bigearthnet import GROUP_SIZES, GROUPS, NUM_CLASSES, split_name
-from keras_mlrs.data.patch import Patch, is_patch_folder, read_patch_folder
+import numpy as np
+
+from keras_mlrs.bigearthnet import GROUP_SIZES, GROUPS, NUM_CLASSES, split_name, to_multi_hot
+from keras_mlrs.data.patch import Patch, is_patch_folder, read_patch_folder, read_v1_labels
 from keras_mlrs.data.splits import SCHEMES, assign_splits, describe, parse_fractions
 from keras_mlrs.errors import ArchiveError, MlrsError, choose, printable
 
@@ -57,6 +59,21 @@ class Source:
 
     def count(self, split: str) -> int | None:
         """Patches in ``split``; None when only reading every record would tell."""
+        return None
+
+    def class_counts(self, split: str) -> list[int] | None:
+        """Patches per class in ``split`` (nomenclature order); None when only reading every
+        record would tell."""
+        return None
+
+    def names(self, split: str) -> list[str] | None:
+        """The names of the patches of ``split``, in the order of unshuffled batches; None
+        when only reading every record would tell."""
+        return None
+
+    def patch(self, split: str, name: str) -> Patch | None:
+        """The patch ``name`` of ``split``, with its labels; None when this source cannot read
+        one patch alone."""
         return None
 
     def batches(self, split: str, batch_size: int, shuffle: bool = False, seed: int | None = None,
@@ -137,6 +154,23 @@ class RawArchive(Source):
 
     def count(self, split: str) -> int:
         return len(self.refs(split))
+
+    def names(self, split: str) -> list[str]:
+        return [r.name for r in self.refs(split)]
+
+    def patch(self, split: str, name: str) -> Patch | None:
+        ref = next((r for r in self.refs(split) if r.name == name), None)
+        return None if ref is None else self.read(ref)
+
+    def class_counts(self, split: str) -> list[int]:
+        """Patches per class in ``split``, from the labels alone (v2: metadata.parquet; v1:
+        each patch's labels JSON); patches without labels count for no class."""
+        counts = np.zeros(NUM_CLASSES, np.int64)
+        for ref in self.refs(split):
+            labels = ref.labels if ref.labels is not None else read_v1_labels(ref.folder, ref.name)
+            if labels is not None:
+                counts += to_multi_hot(labels).astype(np.int64)
+        return counts.tolist()
 
     def read(self, ref: PatchRef) -> Patch:
         """One patch of the archive, with its labels."""
