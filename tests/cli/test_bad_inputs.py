@@ -82,6 +82,7 @@ CASES = [
     ("explain {patch} --model {run} -c 0 --param epsilon=abc --out {tmp}/e", ["LRP parameter epsilon must be a number"]),
     ("explain {patch} --model {run} -c 0 --out {tmp}/afile", ["afile is a file, not a folder"]),
     ("compare {run} --out {tmp}/afile", ["afile is a file, not a folder"]),
+    ("compare {run} --reference focal --out {tmp}/r", ["the reference 'focal' is none of the compared recipes"]),
     ("zoo build --data {prepared} --out {tmp}/afile --losses bce --epochs 1", ["afile is a file, not a folder"]),
     ("data verify {tmp}/afile", ["no readable manifest.json"]),
     ("calibrate {tmp}/plain --data {sample}", ["has no patch in the validation split", "give --data whose validation"]),
