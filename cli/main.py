@@ -6,6 +6,7 @@ Keras (and so TensorFlow) is imported inside the commands that need it, so that
 """
 
 import os
+import signal
 import sys
 import warnings
 
@@ -36,11 +37,19 @@ _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _show_warning = warnings.showwarning
 
 
+def _terminated(signum, frame):
+    """SIGTERM (``timeout``, ``docker stop``, a scheduler ending a job) ends the command as an
+    error would: its cleanups run (temporary folders, half-written outputs, the other
+    processes of a multiprocess run told), then it exits with 128 + 15."""
+    raise SystemExit(128 + signum)
+
+
 def main():
     """Entry point: runs the app, printing user errors on one line, in the command's terms,
     without a traceback (exit code 1; 2 stays Click's usage error). ``MLRS_DEBUG=1`` shows the
-    traceback."""
+    traceback. SIGTERM exits with status 143 after the command's cleanups."""
     warnings.showwarning = _one_line_warning
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         app()
     except MlrsError as err:

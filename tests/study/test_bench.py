@@ -1,6 +1,7 @@
 """The benchmarks: their timing arithmetic with an injected clock, their real code paths at
 tiny sizes with injected measurements, and the tables the commands print."""
 
+import os
 import statistics
 import tempfile
 
@@ -150,3 +151,32 @@ def test_replicate_sample_makes_distinct_patches(tmp_path):
     names = sorted(p.name for p in archive.iterdir())
     assert len(names) == 7 and len(set(names)) == 7
     assert all(len(list((archive / n).glob("*.tif"))) == 12 for n in names)
+
+
+@pytest.mark.backend_free  # the command runs in its own process
+def test_a_terminated_benchmark_removes_its_work_folder(tmp_path):
+    """SIGTERM (timeout, docker stop, a scheduler) ends a command as an error does: its
+    temporary folder goes, and it exits with 143."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import MLRS
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", MLRS, "bench", "data", "--patches", "2000", "--rounds", "3"],
+                            env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.startswith("mlrs-bench-data-") for p in tmp.iterdir()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
+            time.sleep(0.05)
+        time.sleep(0.5)  # into the work
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143
+    assert not any(p.name.startswith("mlrs-") for p in tmp.iterdir()), list(tmp.iterdir())
