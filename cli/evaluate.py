@@ -113,6 +113,8 @@ def _print_report(report, title, rule):
     console.print("hamming loss {hamming_loss:.4f} · ranking loss {ranking_loss:.4f} · coverage error "
                   "{coverage_error:.3f} · LRAP {lrap:.4f} · mAP micro {map_micro:.4f} · mAP macro {map_macro:.4f}"
                   .format(**report), highlight=False)
+    console.print("CF1 {cf1:.4f} · OF1 {of1:.4f} · precision@1 {precision_at_1:.4f} · precision@3 {precision_at_3:.4f} "
+                  "· precision@5 {precision_at_5:.4f}".format(**report), highlight=False)
 
 
 # -- mlrs predict ----------------------------------------------------------------------------
