@@ -30,6 +30,7 @@ import keras
 import numpy as np
 
 from keras_mlrs.bigearthnet import CLASS_NAMES, split_name
+from keras_mlrs.core import statistics
 from keras_mlrs.core.decision import OBJECTIVES, fit_thresholds, fixed_threshold, rule_of
 from keras_mlrs.data import load, open_source
 from keras_mlrs.errors import InvalidParameterError, RunError, choose
@@ -104,16 +105,11 @@ def calibrate(run_dir, data=None, split: str = "validation", objective: str = "s
 
 def f1_scores(y_true, y_pred) -> dict:
     """F1 under micro, macro and sample averaging of multi-hot ``y_pred`` against ``y_true``
-    (``zero_division=0``, as :mod:`keras_mlrs.core.metrics` and scikit-learn)."""
-    y, p = np.asarray(y_true) > 0.5, np.asarray(y_pred) > 0.5
-    hits = (y & p).astype(np.float64)
-
-    def f1(tp, total):
-        return np.where(total > 0, 2 * tp / np.maximum(total, 1), 0.0)
-
-    return {"micro": float(f1(hits.sum(), y.sum() + p.sum())),
-            "macro": float(f1(hits.sum(axis=0), y.sum(axis=0) + p.sum(axis=0)).mean()),
-            "samples": float(f1(hits.sum(axis=1), y.sum(axis=1) + p.sum(axis=1)).mean())}
+    (:func:`keras_mlrs.core.statistics.study_metrics`: ``zero_division=0``, as
+    :mod:`keras_mlrs.core.metrics` and scikit-learn)."""
+    scores = statistics.study_metrics(*statistics.confusion_per_patch(np.asarray(y_true) > 0.5,
+                                                                       np.asarray(y_pred) > 0.5))
+    return {a: scores[f"f1_{a}"] for a in ("micro", "macro", "samples")}
 
 
 __all__ = ["OBJECTIVES", "calibrate", "f1_scores"]
