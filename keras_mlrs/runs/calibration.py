@@ -26,7 +26,6 @@ them). Commands apply them when asked (``thresholds="calibrated"``).
 import json
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from keras_mlrs.bigearthnet import CLASS_NAMES, split_name
@@ -37,6 +36,7 @@ from keras_mlrs.errors import InvalidParameterError, RunError, choose
 from keras_mlrs.files import atomic_write_text
 from keras_mlrs.models import input_layout
 from keras_mlrs.runs.directory import CALIBRATION, RunDirectory, load_model
+from keras_mlrs.runs.evaluation import batch_outputs
 from keras_mlrs.runs.thresholds import FORMAT, weights_fingerprint
 from keras_mlrs.version import __version__
 
@@ -78,14 +78,10 @@ def calibrate(run_dir, data=None, split: str = "validation", objective: str = "s
     fixed = rule_of(model)
     batches = load(source, split, batch_size=batch_size, layout=input_layout(model), upsampling=config.upsampling,
                    shuffle=False)
-    logits, labels = [], []
-    for x, y in batches:
-        # numpy in, whatever the batches are (tf.data gives tf.Tensors, which JAX cannot take)
-        logits.append(np.asarray(model.predict_on_batch(keras.tree.map_structure(np.asarray, x)), np.float32))
-        labels.append(np.asarray(y, np.float32))
-    if not labels:
+    outputs = list(batch_outputs(model, batches))
+    if not outputs:
         raise empty
-    logits, labels = np.concatenate(logits), np.concatenate(labels)
+    labels, logits = (np.concatenate(parts) for parts in zip(*outputs))
     rule = fit_thresholds(fixed, logits, labels, objective)
     base = {"name": fixed.name, **fixed.get_config()}
     record = {

@@ -60,6 +60,15 @@ def _metric_set(rule, max_samples):
     return table, others
 
 
+def batch_outputs(model, dataset):
+    """``(labels, logits)`` of each batch of ``dataset`` (``(inputs, multi_hot)`` batches), as
+    float32 numpy arrays: the model is fed numpy, whatever the batches are (``tf.data``
+    gives ``tf.Tensor`` s, which JAX cannot take)."""
+    for x, y in dataset:
+        logits = model.predict_on_batch(keras.tree.map_structure(np.asarray, x))
+        yield np.asarray(y, np.float32), np.asarray(logits, np.float32)
+
+
 def evaluate(model, dataset, decision=None, max_samples: int = 2**18, keep_outputs: bool = False):
     """The study's metrics of ``model`` on ``dataset`` (batches of ``(inputs, multi_hot)``).
 
@@ -94,10 +103,7 @@ def evaluate(model, dataset, decision=None, max_samples: int = 2**18, keep_outpu
     support = np.zeros(len(CLASS_NAMES), np.int64)
     patches = 0
     kept = ([], [])
-    for x, y in dataset:
-        # numpy in, whatever the batches are (tf.data gives tf.Tensors, which JAX cannot take)
-        logits = model.predict_on_batch(keras.tree.map_structure(np.asarray, x))
-        y = np.asarray(y, np.float32)
+    for y, logits in batch_outputs(model, dataset):
         if keep_outputs:
             kept[0].append(y.astype(np.uint8))
             kept[1].append(np.asarray(logits, np.float32))
