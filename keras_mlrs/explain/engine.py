@@ -22,10 +22,11 @@ from keras_mlrs.explain.canonizers import DEFAULT_CANONIZERS, canonize
 from keras_mlrs.explain.graph import KERNEL, Graph, trace
 from keras_mlrs.explain.kernels import (
     KernelView,
+    Windows,
     call_layer,
     check_dtype,
     compile_function,
-    kernel_apply,
+    dense_relevance,
 )
 
 #: layers a "first layer" may read the model inputs through
@@ -80,10 +81,15 @@ class LRP:
         self._first = self._first_layers(self.graph)
         self.num_classes = int(model.outputs[0].shape[-1])
         self._params = [
-            (ops.convert_to_tensor(s.kernel, dtype), ops.convert_to_tensor(s.bias, dtype))
+            (ops.convert_to_tensor(s.kernel, dtype), ops.convert_to_tensor(s.bias, dtype),
+             ops.convert_to_tensor(np.ascontiguousarray(np.asarray(s.kernel).T), dtype)
+             if isinstance(s.layer, keras.layers.Dense) else None)
             for s in self._steps
             if s.kernel is not None
         ]
+        #: multiply-adds of one compiled call (kernel layers' products, forward and
+        #: transposed, at their nominal cost), counted when it is traced; None before
+        self.multiply_adds_per_call: int | None = None
         if jit is None:
             jit = keras.backend.backend() == "jax"
         self._fn = compile_function(self._relevance, jit)
@@ -103,13 +109,14 @@ class LRP:
         values = {tid: ops.cast(x, self.dtype) for tid, x in zip(self.graph.inputs, inputs)}
         pre_activation = {}
         views = {}
+        tally = [0]
         kernels = iter(params)
         for step in self._steps:
             args = [values[t] for t in step.inputs]
             if isinstance(step.layer, KERNEL):
-                kernel, bias = next(kernels)
-                views[step.name] = KernelView(step.layer, kernel, bias, args[0].shape[1:])
-                z = kernel_apply(step.layer, args[0], kernel, bias)
+                kernel, bias, kernel_t = next(kernels)
+                views[step.name] = view = KernelView(step.layer, kernel, bias, args[0].shape[1:], kernel_t, tally)
+                z = view.forward(args[0], kernel, bias)
                 pre_activation[step.outputs[0]] = z
                 out = step.layer.activation(z)
             elif isinstance(step.layer, BandNormalization):  # in float64 too, when asked
@@ -128,13 +135,20 @@ class LRP:
             if isinstance(step.layer, KERNEL):
                 kind = "dense" if isinstance(step.layer, keras.layers.Dense) else "conv"
                 rule = self.composite.rule(kind, step.name in self._first)
+            else:
+                rule = self.composite.layer_map.rule(step.layer)
+            if isinstance(R, Windows) and not rule.takes_windows:
+                R = R.dense()
+            if isinstance(step.layer, KERNEL):
                 contributions = [rule.relevance(views[step.name], args[0], R)]
             else:
-                contributions = self.composite.layer_map.rule(step.layer).relevance(step.layer, args, R)
+                contributions = rule.relevance(step.layer, args, R)
             for tid, r in zip(step.inputs, contributions):
-                relevance[tid] = relevance[tid] + r if tid in relevance else r
+                relevance[tid] = dense_relevance(relevance[tid]) + dense_relevance(r) if tid in relevance else r
+        self.multiply_adds_per_call = tally[0]
         C = classes.shape[0]
-        return [relevance.get(tid, ops.zeros((C, *x.shape), self.dtype)) for tid, x in zip(self.graph.inputs, inputs)]
+        return [dense_relevance(relevance[tid]) if tid in relevance else ops.zeros((C, *x.shape), self.dtype)
+                for tid, x in zip(self.graph.inputs, inputs)]
 
     # -- the public call ----------------------------------------------------------------
     def __call__(self, inputs, classes, batch_size: int | None = None):

@@ -85,18 +85,105 @@ def check_dtype(dtype: str) -> str:
     return dtype
 
 
+def multiply_adds(layer, out_shape) -> int:
+    """Multiply-adds of a kernel layer's linear map (or of its transpose, the same count)
+    producing an output of ``out_shape`` (batch axes included): what a convolution or matrix
+    product costs at the least, whatever faster or slower form computes it."""
+    kernel = layer.kernel.shape
+    fan_in = int(np.prod(kernel[:-1]))  # kh·kw·c_in, or the dense layer's inputs
+    return int(np.prod(out_shape)) * fan_in
+
+
+class Windows:
+    """The relevance of a tiling max pooling's input, kept as the pooled relevance ``R``
+    (``[classes, batch, h', w', ch]``) and the share of it each input unit receives
+    (``share``, ``[batch, h', ph, w', pw, ch]``, per patch): unit ``(ph·i + a, pw·j + b)``
+    holds ``R[i, j] · share[i, a, j, b]``. Nothing of the input's size is made per class until
+    a consumer needs it: the ε and Z rules scale the share per patch (:meth:`scaled`), and
+    the blocked transposed convolution of the first layer reads the 2 × 2 windows as its
+    blocks directly (:meth:`blocks`), so max pooling, the rule's division and the block
+    layout cost one pass over the relevance instead of five."""
+
+    def __init__(self, R, share, padded_shape):
+        self.R, self.share, self.padded_shape = R, share, tuple(padded_shape)  # padded: the pooled input's (h, w)
+
+    @property
+    def window(self) -> tuple[int, int]:
+        return self.share.shape[2], self.share.shape[4]
+
+    def scaled(self, q) -> Windows:
+        """These relevances times ``q`` (``[batch, h, w, ch]``, per patch, the input's shape)."""
+        hp, ph, wp, pw, ch = self.share.shape[1:]
+        q = ops.reshape(q[:, : hp * ph, : wp * pw], (-1, hp, ph, wp, pw, ch))
+        return Windows(self.R, self.share * q, self.padded_shape)
+
+    def dense(self):
+        """``[classes, batch, h, w, ch]``: the relevance of every input unit."""
+        C, hp, ph, wp, pw, ch = self.R.shape[0], *self.share.shape[1:]
+        n = self.share.shape[0]
+        # [C, B·h', 1, w', 1, ch] × [B·h', ph, w', pw, ch]: broadcasts TensorFlow's kernels take (rank ≤ 5 once merged)
+        up = ops.broadcast_to(ops.reshape(self.R, (C, n * hp, 1, wp, 1, ch)), (C, n * hp, ph, wp, pw, ch))
+        out = ops.reshape(up, (C, n, hp * ph, wp * pw, ch)) * ops.reshape(self.share, (1, n, hp * ph, wp * pw, ch))
+        h, w = self.padded_shape
+        if (h, w) != (hp * ph, wp * pw):
+            out = ops.pad(out, [(0, 0), (0, 0), (0, h - hp * ph), (0, w - wp * pw), (0, 0)])
+        return out
+
+    def blocks(self):
+        """``[classes · batch, h', w', 4·ch]``: the 2 × 2 windows as the blocks of
+        :func:`blocked_conv` (channels in ``(a, b, ch)`` order)."""
+        C, hp, _, wp, _, ch = self.R.shape[0], *self.share.shape[1:]
+        n = self.share.shape[0]
+        share = ops.reshape(ops.transpose(self.share, (0, 1, 3, 2, 4, 5)), (1, n * hp * wp, 4, ch))
+        out = ops.reshape(self.R, (C, n * hp * wp, 1, ch)) * share
+        return ops.reshape(out, (C * n, hp, wp, 4 * ch))
+
+
+def dense_relevance(R):
+    """``R`` as a tensor, whether it is one or :class:`Windows`."""
+    return R.dense() if isinstance(R, Windows) else R
+
+
 class KernelView:
     """A kernel layer as the rules see it: ``forward(x, W, b)``, ``transpose(s, W)`` and
-    the effective ``kernel`` and ``bias`` (batch normalisation folded in)."""
+    the effective ``kernel`` and ``bias`` (batch normalisation folded in).
 
-    def __init__(self, layer, kernel, bias, in_shape):
+    ``kernel_t``: the dense kernel already transposed (``[out, in]``), used when a rule
+    transposes through the layer's own kernel: a product with a transposed operand runs at
+    about half the rate of one with a stored one on CPU (the transpose is made per call).
+    ``tally``: a one-item list that every ``forward`` and ``transpose`` adds its
+    multiply-adds to (:func:`multiply_adds`), counted when the computation is traced."""
+
+    def __init__(self, layer, kernel, bias, in_shape, kernel_t=None, tally=None):
         self.layer, self.kernel, self.bias, self.in_shape = layer, kernel, bias, tuple(in_shape)
+        self.kernel_t = kernel_t
+        self.tally = tally if tally is not None else [0]
+        self._last = None  # (x, kernel, bias, z) of the last forward: rules recompute the model's own z
 
     def forward(self, x, kernel, bias=None):
-        return kernel_apply(self.layer, x, kernel, bias)
+        last = self._last
+        if last is not None and last[0] is x and last[1] is kernel and last[2] is bias:
+            return last[3]
+        z = kernel_apply(self.layer, x, kernel, bias)
+        self.tally[0] += multiply_adds(self.layer, z.shape)
+        self._last = (x, kernel, bias, z)
+        return z
 
     def transpose(self, s, kernel):
+        """``s`` (``[classes, batch, ...out]``, or :class:`Windows`) times the transposed
+        linear map of ``kernel``: ``[classes, batch, ...in]``."""
+        if isinstance(s, Windows):
+            if kernel is self.kernel and _reads_windows_as_blocks(self.layer, kernel, s):
+                C, n = s.R.shape[0], s.share.shape[0]
+                self.tally[0] += multiply_adds(self.layer, (C, n, *s.padded_shape, kernel.shape[-1]))
+                flipped = ops.transpose(ops.flip(ops.flip(kernel, 0), 1), (0, 1, 3, 2))
+                out = ops.conv(s.blocks(), block_kernel(flipped), strides=1, padding="same")
+                return ops.reshape(unblock(out, flipped.shape[-1]), (C, n, *self.in_shape))
+            s = s.dense()
+        self.tally[0] += multiply_adds(self.layer, s.shape)
         if isinstance(self.layer, keras.layers.Dense):
+            if kernel is self.kernel and self.kernel_t is not None:
+                return ops.matmul(s, self.kernel_t)
             return ops.matmul(s, ops.transpose(kernel))
         lead = s.shape[:2]
         flat = ops.reshape(s, (-1, *s.shape[2:]))
@@ -137,19 +224,24 @@ def _blocked_pays_off(layer, kernel) -> bool:
     return tuple(layer.dilation_rate) == (1, 1) and min(kernel.shape[:2]) >= 5 and kernel.shape[2] <= 4
 
 
-def blocked_conv(x, kernel, size):
-    """``conv(x, kernel, "valid")`` cropped to ``size``, computed on 2 × 2 blocks: the input
-    becomes ``[H/2, W/2, 4·C_in]``, the kernel a ``⌊k/2⌋+1``-wide kernel over blocks with
-    ``4·C_out`` outputs, so that few output channels become many (more multiplications, at
-    a much higher rate)."""
-    n, h, w, c_in = x.shape
-    kh, kw, _, c_out = kernel.shape
+def _reads_windows_as_blocks(layer, kernel, s: Windows) -> bool:
+    """Whether the transposed convolution can read ``s`` 's 2 × 2 windows as its blocks: the
+    blocked form pays off (:func:`_blocked_pays_off`), the windows are 2 × 2 and tile the
+    input exactly, and the 'same' padding is a whole number of blocks on each side (a 5 × 5
+    kernel pads 2), so the block convolution is a 'same' one."""
+    k = kernel.shape[:2]
+    return (tuple(layer.strides) == (1, 1) and layer.padding == "same" and _blocked_pays_off(layer, kernel)
+            and s.window == (2, 2) and all(n % 4 == 1 for n in k)
+            and tuple(s.padded_shape) == (2 * s.share.shape[1], 2 * s.share.shape[3]))
+
+
+def block_kernel(kernel):
+    """The ``[kh, kw, c_in, c_out]`` kernel as a kernel over 2 × 2 blocks: ``⌊k/2⌋+1`` wide,
+    ``4·c_in`` inputs and ``4·c_out`` outputs (channels in ``(a, b, c)`` order): output
+    ``(2i + a)`` reads input ``(2i + a + d) = 2(i + δ) + p``, ``δ = (a + d) // 2``,
+    ``p = (a + d) % 2``, counted from the kernel's first tap."""
+    kh, kw, c_in, c_out = kernel.shape
     bh, bw = kh // 2 + 1, kw // 2 + 1
-    # enough blocks for ceil(size / 2) output blocks; the padding only meets zero taps
-    h2, w2 = -(-size[0] // 2) + bh - 1, -(-size[1] // 2) + bw - 1
-    x = ops.pad(x, [(0, 0), (0, 2 * h2 - h), (0, 2 * w2 - w), (0, 0)])
-    blocks = ops.reshape(ops.transpose(ops.reshape(x, (n, h2, 2, w2, 2, c_in)), (0, 1, 3, 2, 4, 5)), (n, h2, w2, 4 * c_in))
-    # output (2i + a) reads input (2i + a + d) = 2(i + δ) + p: δ = (a + d) // 2, p = (a + d) % 2
     index = np.full((bh, bw, 2, 2, 2, 2), kh * kw)  # [δy, δx, p, q, a, b] -> flat kernel tap (or the zero tap)
     for dy_block, dx_block, p, q, a, b in np.ndindex(index.shape):
         ty, tx = 2 * dy_block + p - a, 2 * dx_block + q - b
@@ -158,11 +250,30 @@ def blocked_conv(x, kernel, size):
     taps = ops.concatenate([ops.reshape(kernel, (kh * kw, c_in, c_out)), ops.zeros((1, c_in, c_out), kernel.dtype)])
     blocked = ops.take(taps, ops.convert_to_tensor(index.reshape(-1)), axis=0)  # [..., c_in, c_out]
     blocked = ops.reshape(blocked, (bh, bw, 2, 2, 2, 2, c_in, c_out))
-    blocked = ops.reshape(ops.transpose(blocked, (0, 1, 2, 3, 6, 4, 5, 7)), (bh, bw, 4 * c_in, 4 * c_out))
-    out = ops.conv(blocks, blocked, strides=1, padding="valid")
-    oh, ow = out.shape[1:3]
-    out = ops.reshape(ops.transpose(ops.reshape(out, (n, oh, ow, 2, 2, c_out)), (0, 1, 3, 2, 4, 5)), (n, 2 * oh, 2 * ow, c_out))
-    return out[:, : size[0], : size[1]]
+    return ops.reshape(ops.transpose(blocked, (0, 1, 2, 3, 6, 4, 5, 7)), (bh, bw, 4 * c_in, 4 * c_out))
+
+
+def unblock(out, c_out: int):
+    """``[n, h', w', 4·c_out]`` blocks back to ``[n, 2h', 2w', c_out]``."""
+    n, oh, ow = out.shape[:3]
+    return ops.reshape(ops.transpose(ops.reshape(out, (n, oh, ow, 2, 2, c_out)), (0, 1, 3, 2, 4, 5)),
+                       (n, 2 * oh, 2 * ow, c_out))
+
+
+def blocked_conv(x, kernel, size):
+    """``conv(x, kernel, "valid")`` cropped to ``size``, computed on 2 × 2 blocks: the input
+    becomes ``[H/2, W/2, 4·C_in]``, the kernel a ``⌊k/2⌋+1``-wide kernel over blocks with
+    ``4·C_out`` outputs (:func:`block_kernel`), so that few output channels become many
+    (more multiplications, at a much higher rate)."""
+    n, h, w, c_in = x.shape
+    kh, kw, _, c_out = kernel.shape
+    bh, bw = kh // 2 + 1, kw // 2 + 1
+    # enough blocks for ceil(size / 2) output blocks; the padding only meets zero taps
+    h2, w2 = -(-size[0] // 2) + bh - 1, -(-size[1] // 2) + bw - 1
+    x = ops.pad(x, [(0, 0), (0, 2 * h2 - h), (0, 2 * w2 - w), (0, 0)])
+    blocks = ops.reshape(ops.transpose(ops.reshape(x, (n, h2, 2, w2, 2, c_in)), (0, 1, 3, 2, 4, 5)), (n, h2, w2, 4 * c_in))
+    out = ops.conv(blocks, block_kernel(kernel), strides=1, padding="valid")
+    return unblock(out, c_out)[:, : size[0], : size[1]]
 
 
 def class_vjp(layer, args, R, primal_needed: bool) -> list:

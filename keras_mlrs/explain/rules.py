@@ -23,7 +23,7 @@ import keras
 from keras import ops
 
 from keras_mlrs.errors import InvalidParameterError
-from keras_mlrs.explain.kernels import call_layer, class_vjp
+from keras_mlrs.explain.kernels import Windows, call_layer, class_vjp
 
 #: added to denominators that are exactly zero (iNNvestigate's ``K.epsilon()``)
 SAFE_EPSILON = 1e-7
@@ -34,13 +34,24 @@ def safe_divide(a, b):
     return a / (b + SAFE_EPSILON * ops.cast(ops.equal(b, 0), b.dtype))
 
 
+def divide(R, denominator):
+    """``R / denominator`` for relevance held as a tensor or as :class:`Windows` (then the
+    per-patch reciprocal scales its shares, nothing per class is made)."""
+    if isinstance(R, Windows):
+        return R.scaled(1 / denominator)
+    return R / denominator
+
+
 def stabilise(z, epsilon: float):
     """``z + epsilon * sign(z)`` with ``sign(0) = +1``."""
     return z + epsilon * (2 * ops.cast(ops.greater_equal(z, 0), z.dtype) - 1)
 
 
 class Rule:
-    """Base class: ``relevance(layer, x, R) -> R_in``."""
+    """Base class: ``relevance(layer, x, R) -> R_in``. ``takes_windows``: ``R`` may come as
+    :class:`~keras_mlrs.explain.kernels.Windows` (else the engine makes it a tensor first)."""
+
+    takes_windows = False
 
     def relevance(self, layer, x, R):  # pragma: no cover - interface
         raise NotImplementedError
@@ -58,7 +69,9 @@ class Z(Rule):
 
     def relevance(self, layer, x, R):
         z = layer.forward(x, layer.kernel, layer.bias if self.bias else None)
-        return x * layer.transpose(safe_divide(R, z), layer.kernel)
+        return x * layer.transpose(divide(R, z + SAFE_EPSILON * ops.cast(ops.equal(z, 0), z.dtype)), layer.kernel)
+
+    takes_windows = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +93,9 @@ class Epsilon(Rule):
 
     def relevance(self, layer, x, R):
         z = layer.forward(x, layer.kernel, layer.bias if self.bias else None)
-        return x * layer.transpose(R / stabilise(z, self.epsilon), layer.kernel)
+        return x * layer.transpose(divide(R, stabilise(z, self.epsilon)), layer.kernel)
+
+    takes_windows = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,7 +206,10 @@ class Gamma(Rule):
 # -- layers without a kernel --------------------------------------------------------------------
 class LayerRule:
     """Base class of the rules of layers without a kernel:
-    ``relevance(layer, inputs, R) -> one relevance per input``."""
+    ``relevance(layer, inputs, R) -> one relevance per input`` (``takes_windows``: as for
+    :class:`Rule`)."""
+
+    takes_windows = False
 
     def relevance(self, layer, inputs: list, R) -> list:  # pragma: no cover - interface
         raise NotImplementedError
@@ -201,6 +219,8 @@ class LayerRule:
 class PassThrough(LayerRule):
     """Relevance passes unchanged: element-wise layers (activations, dropout) and the
     normalisation of the raw bands."""
+
+    takes_windows = True
 
     def relevance(self, layer, inputs, R):
         return [R]
@@ -250,22 +270,17 @@ def _is_tiling_max_pool(layer) -> bool:
 def _tiling_max_pool_relevance(layer, x, R):
     """Winner-take-all through a max pooling whose windows tile the input: each window's
     relevance goes to its maximum (split evenly between tied maxima). Same result as the
-    gradient, without repeating the forward values once per class."""
+    gradient, without repeating the forward values once per class: the windows are a
+    reshape of the input (``[batch, h', ph, w', pw, ch]``), so the winners' shares and the
+    relevance they receive are broadcasts, each computed in one pass."""
     ph, pw = layer.pool_size
     pooled = layer.call(x)
-    h, w = pooled.shape[1] * ph, pooled.shape[2] * pw
-    crop = x[:, :h, :w]
-
-    def up(t, axis):
-        return ops.repeat(ops.repeat(t, ph, axis=axis), pw, axis=axis + 1)
-
-    winners = ops.cast(ops.equal(crop, up(pooled, 1)), x.dtype)
-    counts = ops.sum(ops.reshape(winners, (-1, pooled.shape[1], ph, pooled.shape[2], pw, x.shape[-1])), axis=(2, 4))
-    share = winners / up(counts, 1)
-    out = up(R, 2) * share[None]
-    if (h, w) != tuple(x.shape[1:3]):
-        out = ops.pad(out, [(0, 0), (0, 0), (0, x.shape[1] - h), (0, x.shape[2] - w), (0, 0)])
-    return out
+    hp, wp, ch = pooled.shape[1], pooled.shape[2], x.shape[-1]
+    h, w = hp * ph, wp * pw
+    windows = ops.reshape(x[:, :h, :w], (-1, hp, ph, wp, pw, ch))
+    winners = ops.cast(ops.equal(windows, pooled[:, :, None, :, None, :]), x.dtype)
+    share = winners / ops.sum(winners, axis=(2, 4), keepdims=True)
+    return Windows(R, share, x.shape[1:3])
 
 
 __all__ = ["AlphaBeta", "Epsilon", "Flat", "Gamma", "Gradient", "LayerRule", "PassThrough", "Proportional", "Rule",

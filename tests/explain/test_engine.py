@@ -21,7 +21,8 @@ from keras_mlrs.explain import (
     fold_batchnorm,
     lrp,
 )
-from keras_mlrs.explain.kernels import blocked_conv
+from keras_mlrs.explain.kernels import KernelView, Windows, blocked_conv
+from keras_mlrs.explain.rules import WinnerTakeAll
 
 pytestmark = pytest.mark.backends
 
@@ -110,6 +111,37 @@ def test_blocked_convolution_equals_the_direct_one(size, kernel):
     blocked = keras.ops.convert_to_numpy(blocked_conv(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(k), size))
     assert blocked.shape == direct.shape
     np.testing.assert_allclose(blocked, direct, rtol=1e-4, atol=1e-4 * np.abs(direct).max())
+
+
+@pytest.mark.parametrize("kernel, pool, size", [(5, 2, 12), (5, 2, 11), (3, 2, 12), (5, 3, 12)])
+def test_max_pool_relevance_kept_as_windows_equals_the_whole_tensor(kernel, pool, size):
+    """Relevance through a tiling max pooling is held as windows (pooled relevance, shares);
+    scaled per patch and transposed through the first layer's convolution, read as 2 x 2
+    blocks where that applies (5 x 5 'same', 2 x 2 pools, even sizes), it equals the
+    whole-tensor path: the gradient of the pooling times the scale, transposed directly."""
+    rng = np.random.default_rng(kernel + pool + size)
+    conv = keras.layers.Conv2D(8, kernel, padding="same", use_bias=False)
+    conv.build((None, size, size, 4))
+    pooling = keras.layers.MaxPooling2D(pool)
+    x = rng.normal(size=(2, size, size, 8)).astype("float32")
+    x[0, :2, :2] = 1.0  # tied maxima share
+    hp = size // pool
+    R = rng.normal(size=(3, 2, hp, hp, 8)).astype("float32")
+    q = rng.normal(size=(2, size, size, 8)).astype("float32")
+    kernel_t = keras.ops.convert_to_tensor(conv.kernel)
+    windows = WinnerTakeAll().relevance(pooling, [keras.ops.convert_to_tensor(x)], keras.ops.convert_to_tensor(R))[0]
+    assert isinstance(windows, Windows)
+    # the independent path: routing by hand in numpy (ties split evenly), then the direct transpose
+    whole = np.zeros((3, 2, size, size, 8), "float32")
+    for c, n, i, j, ch in np.ndindex(3, 2, hp, hp, 8):
+        window = x[n, pool * i: pool * i + pool, pool * j: pool * j + pool, ch]
+        winners = window == window.max()
+        whole[c, n, pool * i: pool * i + pool, pool * j: pool * j + pool, ch] = R[c, n, i, j, ch] * winners / winners.sum()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(windows.dense()), whole, rtol=1e-6, atol=1e-6)
+    view = KernelView(conv, kernel_t, None, (size, size, 4))
+    expected = keras.ops.convert_to_numpy(view.transpose(keras.ops.convert_to_tensor(whole * q[None]), kernel_t))
+    got = keras.ops.convert_to_numpy(view.transpose(windows.scaled(keras.ops.convert_to_tensor(q)), kernel_t))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
 def test_presets_are_composites_whose_parameters_replace_rule_fields():
