@@ -126,7 +126,8 @@ def bench_explain_command(
     rounds: int = typer.Option(3, min=1, help="Timed calls per engine (the best is kept)."),
 ):
     """Heatmaps/s of the native engine and of iNNvestigate on the same K-Branch CNN, batch
-    and preset, side by side, and how far apart their heatmaps are."""
+    and preset, side by side, how far apart their heatmaps are, and the native engine's
+    GFLOP/s against this device's peak measured in the same run (a float32 matmul)."""
     quiet_tensorflow()
     # the library loads with the command (Keras off the --help path)
     from keras_mlrs.study import bench
@@ -141,4 +142,7 @@ def bench_explain_command(
                   f"{native['heatmaps_per_s'] / inn['heatmaps_per_s']:.1f}x")
     table.add_row("iNNvestigate 2.1.2", f"{inn['heatmaps_per_s']:.1f}", f"{inn['first_call_s']:.1f}", "1.0x")
     console.print(table)
+    console.print(f"native LRP work: {native['gflop_per_call']:.1f} GFLOP per call at {native['gflop_per_s']:.0f} GFLOP/s; "
+                  f"this device's peak (float32 matmul, same run): {result['peak_gflop_per_s']:.0f} GFLOP/s; "
+                  f"fraction of peak: {100 * result['fraction_of_peak']:.0f} %", highlight=False)
     console.print(f"largest difference, relative to each heatmap's largest value: {result['max_relative_difference']:.2e}")

@@ -5,12 +5,15 @@ import os
 import statistics
 import tempfile
 
+import keras
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from helpers import TINY
 from keras_mlrs import data, models
 from keras_mlrs.cli.main import app
+from keras_mlrs.explain import fold_batchnorm
 from keras_mlrs.study import bench
 from keras_mlrs.study.bench import common
 from keras_mlrs.study.bench import data as bench_data_module
@@ -95,6 +98,13 @@ def test_bench_explain_compares_the_engines_with_an_injected_reference(monkeypat
     assert len(seen) == 2  # the first call and one timed round
     assert result["innvestigate"] == {"heatmaps_per_s": 1.0, "first_call_s": 1.0}
     assert result["native"]["heatmaps_per_s"] > 0
+    # the work of one call: every kernel layer's multiply-adds, forward once per patch and
+    # transposed once per heatmap (1 patch, 2 classes: 3 times the model's), two FLOP each
+    model = fold_batchnorm(models.kbranch_cnn(units=128))
+    macs = sum(int(np.prod(layer.output.shape[1:])) * int(np.prod(layer.kernel.shape[:-1]))
+               for layer in model.layers if isinstance(layer, keras.layers.Conv2D | keras.layers.Dense))
+    assert result["native"]["gflop_per_call"] == pytest.approx(2 * 3 * macs / 1e9)
+    assert result["peak_gflop_per_s"] > 0 and 0 < result["fraction_of_peak"]
     assert result["max_relative_difference"] == pytest.approx(1e-6, rel=0.05)  # float32 rounding of the scaled copy
 
 
@@ -130,11 +140,14 @@ def test_the_bench_commands_print_their_tables(monkeypatch):
         line = next(line for line in result.output.splitlines() if row in line)
         assert ratio in line, line
     monkeypatch.setattr(bench, "bench_explain", lambda **kw: {
-        "device": "CPU", "backend": "tensorflow", "native": {"heatmaps_per_s": 30.0, "first_call_s": 2.0},
-        "innvestigate": {"heatmaps_per_s": 10.0, "first_call_s": 5.0}, "max_relative_difference": 1e-6})
+        "device": "CPU", "backend": "tensorflow", "native": {"heatmaps_per_s": 30.0, "first_call_s": 2.0,
+                                                             "gflop_per_call": 9.5, "gflop_per_s": 170.0},
+        "innvestigate": {"heatmaps_per_s": 10.0, "first_call_s": 5.0}, "max_relative_difference": 1e-6,
+        "peak_gflop_per_s": 200.0, "fraction_of_peak": 0.85})
     result = runner.invoke(app, ["bench", "explain"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "3.0x" in result.output and "1.00e-06" in result.output
+    assert "170 GFLOP/s" in result.output and "200 GFLOP/s" in result.output and "85 %" in result.output
     seen = {}
     monkeypatch.setattr(bench, "bench_train", lambda **kw: seen.update(kw) or {
         "backend": "tensorflow", "device": "CPU", "batch_size": 4, "parameters": 16_524_115, "compute_step_s": 0.5,

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import keras
+import numpy as np
+from keras import ops
 
 from keras_mlrs.bigearthnet import excluded_patches
 from keras_mlrs.data import sample_path
@@ -75,6 +77,22 @@ def replicate_sample(root, patches: int) -> Path:
                 except OSError:
                     shutil.copy(f, target)
     return root
+
+
+def matmul_rate(size: int = 2048, dtype: str = "float32"):
+    """A callable timing one ``size`` × ``size`` matrix product on the backend's device:
+    each call returns its GFLOP/s (2·size³ operations). The largest rate seen over calls is
+    the device's practical peak for dense arithmetic, what the benchmarks' work is measured
+    against in the same run."""
+    a = ops.convert_to_tensor(np.random.default_rng(0).standard_normal((size, size)).astype(dtype))
+    ops.convert_to_numpy(ops.matmul(a, a)[:1, :1])  # warm up (and compile where the backend does)
+
+    def rate() -> float:
+        start = time.perf_counter()
+        ops.convert_to_numpy(ops.matmul(a, a)[:1, :1])  # waits for the product: its corner depends on all of it
+        return 2 * size**3 / (time.perf_counter() - start) / 1e9
+
+    return rate
 
 
 def device_name() -> str:
