@@ -10,7 +10,10 @@ model first (batch normalisation folded into the layer before it). The engine
 of :mod:`~keras_mlrs.explain.kernels`; ``engine="innvestigate"``
 (:mod:`~keras_mlrs.explain.bridge`) asks iNNvestigate instead. Heatmaps of single patches
 are :mod:`~keras_mlrs.explain.heatmaps`, their figures and files
-:mod:`~keras_mlrs.explain.render`.
+:mod:`~keras_mlrs.explain.render`. How good heatmaps are is measured by
+:mod:`~keras_mlrs.explain.faithfulness` (region perturbation, AOPC),
+:mod:`~keras_mlrs.explain.sanity` (the randomisation test, conservation) and
+:mod:`~keras_mlrs.explain.spectral` (relevance per band and resolution).
 """
 
 from keras_mlrs.errors import UnsupportedModelError
