@@ -27,6 +27,7 @@ from keras_mlrs.runs.directory import (
     load_model,
     model_file,
     read_state,
+    run_names,
 )
 from keras_mlrs.runs.distributed import Cluster
 from keras_mlrs.runs.evaluation import (
@@ -55,7 +56,7 @@ from keras_mlrs.runs.training import describe_devices, resume, train
 __all__ = [
     "Cluster", "BEST", "CHECKPOINTS", "CHECKPOINT_NAMES", "CONFIG", "CURVE", "HISTORY", "LAST", "METRICS", "STATE", "TENSORBOARD", "RunDirectory",
     "TrainConfig", "checkpoint_title", "describe_devices", "evaluate", "evaluation_data", "evaluation_set", "finished_run", "is_run_dir", "load_model",
-    "model_file", "parse_param", "predict", "read_state", "resume", "run_data", "run_evaluation_set", "run_outputs", "run_report", "train", "training_support", "write_report",
+    "model_file", "parse_param", "predict", "read_state", "resume", "run_names", "run_data", "run_evaluation_set", "run_outputs", "run_report", "train", "training_support", "write_report",
     "CALIBRATION", "OBJECTIVES", "THRESHOLDS", "calibrate", "calibrated_rule", "calibration_file", "decision_rule",
     "read_calibration", "weights_fingerprint",
 ]

@@ -215,6 +215,17 @@ def _cell(v):
     return "" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)
 
 
+def run_names(run_dirs) -> list[str]:
+    """Short unique names for the runs: their folder names, with parents where they clash."""
+    paths = [Path(r).resolve() for r in run_dirs]
+    names = [p.name for p in paths]
+    depth = 1
+    while len(set(names)) < len(names) and depth < 8:
+        depth += 1
+        names = ["/".join(p.parts[-depth:]) for p in paths]
+    return names
+
+
 def is_run_dir(path) -> bool:
     """Whether ``path`` is a folder written by ``train``."""
     return RunDirectory(path).exists()
