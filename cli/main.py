@@ -17,7 +17,7 @@ from keras_mlrs.errors import MlrsError, printable
 
 # the commands register themselves on import, in this order: the order of `mlrs --help`
 # isort: off
-from keras_mlrs.cli import losses, classes, data, train, evaluate, calibrate, explain, compare, zoo, hub, bench, doctor, demo  # noqa: F401, E501
+from keras_mlrs.cli import losses, classes, data, train, evaluate, calibrate, landscape, explain, explain_quality, compare, zoo, hub, bench, doctor, demo  # noqa: F401, E501
 # isort: on
 
 
