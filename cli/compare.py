@@ -24,9 +24,12 @@ def compare_command(
     reference: str = typer.Option(None, "--reference", help="Recipe (name or loss) the paired tests compare every other with (default: bce, when compared)."),
     resamples: int = typer.Option(1000, "--resamples", min=1, help="Bootstrap resamples of the intervals and paired tests."),
     allow_different_data: bool = typer.Option(False, "--allow-different-data", help="Compare runs evaluated on different test sets (with a warning in every output)."),
+    quality_patches: int = typer.Option(16, "--quality-patches", min=0, help="Patches of the split whose explanations are measured per run (AOPC, spectral profiles; 0: none)."),
+    landscape_points: int = typer.Option(0, "--landscape-points", min=0, help="Points of each run's 1-D loss landscape, one shared random direction (odd, >= 3; 0: none)."),
 ):
     """The study's comparison for any runs: Table 6.1, per-class F1, learning curves, learning
-    efficiency and LRP heatmaps, as Markdown and a self-contained HTML page."""
+    efficiency, LRP heatmaps, explanation quality (AOPC, spectral profiles) and optionally
+    loss landscapes, as Markdown and a self-contained HTML page."""
     registry.check_names(preset=preset, bands=bands, classes=classes)  # before Keras loads
     registry.check_paths(runs=runs, inputs=patch)
     quiet_tensorflow()
@@ -37,7 +40,7 @@ def compare_command(
     result = compare.compare(runs, out, patches=patch, classes=classes, split=split, target_f1=target_f1,
                              average=average, preset=preset, bands=bands, per_panel_scale=per_panel_scale,
                              reference=reference, allow_different_data=allow_different_data, resamples=resamples,
-                             say=say)
+                             quality_patches=quality_patches, landscape_points=landscape_points, say=say)
     table = Table(title=f"Overall scores on the {split} split (best per row in bold)")
     table.add_column("", style="bold cyan")
     names = list(result["runs"])

@@ -38,19 +38,22 @@ from keras_mlrs.core import decision
 from keras_mlrs.core.metrics import SCORES, STUDY_AVERAGES
 from keras_mlrs.data import read_patch
 from keras_mlrs.errors import InvalidParameterError, MlrsError, choose
-from keras_mlrs.explain import composites, heatmaps, render
+from keras_mlrs.explain import composites, heatmaps, render, spectral
 from keras_mlrs.explain.engine import class_indices
 from keras_mlrs.files import VECTOR_FORMAT, atomic_folder, check_replaceable
 from keras_mlrs.runs import (
     RunDirectory,
     calibrate,
     checkpoint_title,
+    explanation_quality,
     finished_run,
+    landscape,
     load_model,
     plots,
     read_state,
     run_data,
     run_evaluation_set,
+    run_names,
     run_outputs,
     run_report,
     training_support,
@@ -71,18 +74,9 @@ SECTIONS = {
     "efficiency": "Learning efficiency",
     "lrp": "What the models look at: LRP heatmaps (Tables 6.5-6.8)",
     "lrp-training": "LRP during training (Tables 6.12-6.13)",
+    "explanation-quality": "Explanation quality: faithfulness and spectral profiles",
+    "landscape": "Loss landscapes",
 }
-
-
-def run_names(run_dirs) -> list[str]:
-    """Short unique names for the runs: their folder names, with parents where they clash."""
-    paths = [Path(r).resolve() for r in run_dirs]
-    names = [p.name for p in paths]
-    depth = 1
-    while len(set(names)) < len(names) and depth < 8:
-        depth += 1
-        names = ["/".join(p.parts[-depth:]) for p in paths]
-    return names
 
 
 def _first_epoch_reaching(history, key: str, target: float):
@@ -100,6 +94,7 @@ INTERVAL_METRICS = (("samples", "f1"), ("micro", "f1"), ("macro", "f1"))
 def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", target_f1: float = 0.55,
             average: str = "samples", preset: str = "lrp.epsilon", bands: str = "rgb", per_panel_scale: bool = False,
             reference: str | None = None, allow_different_data: bool = False, resamples: int = 1000,
+            quality_patches: int = 16, landscape_points: int = 0, landscape_split: str = "validation",
             say=lambda text: None) -> dict:
     """Write the comparison report of ``run_dirs`` (finished runs) into ``out_dir``.
 
@@ -119,6 +114,13 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
         allow_different_data: compare runs evaluated on different patches or nomenclatures
             (refused otherwise), with a warning in every output.
         resamples: the bootstrap resamples of the intervals and the paired tests.
+        quality_patches: the first patches of ``split`` whose explanations are measured per
+            run (AOPC by region perturbation, conservation, spectral profiles:
+            :func:`keras_mlrs.runs.explanation_quality.explanation_quality`); 0 leaves the
+            section out.
+        landscape_points: points of a 1-D loss landscape per run on ``landscape_split``,
+            the same random direction for every run (:mod:`keras_mlrs.runs.landscape`);
+            0 (default) leaves it out.
 
     Returns:
         The content of ``report.json``, plus ``"files"``: the paths written.
@@ -134,6 +136,10 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
     check_replaceable(out_dir, REPORT_KIND)
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
         raise InvalidParameterError(f"`resamples` must be a whole number >= 1, got {resamples!r}.")
+    if isinstance(quality_patches, bool) or not isinstance(quality_patches, int) or quality_patches < 0:
+        raise InvalidParameterError(f"`quality_patches` must be a whole number >= 0, got {quality_patches!r}.")
+    if landscape_points:
+        landscape.check_options(1, landscape_points)
     run_dirs = [finished_run(r).path for r in run_dirs]
     names = run_names(run_dirs)
     recipes = significance.recipes(run_dirs, names)
@@ -181,10 +187,23 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
             "seconds_per_epoch": sum(seconds) / len(seconds) if seconds else None,
         }
 
+    quality = {}
+    for name, run_dir in zip(names, run_dirs) if quality_patches else ():
+        say(f"measuring {name}'s explanations on {quality_patches} {split} patches")
+        quality[name] = explanation_quality.explanation_quality(
+            run_dir, split=split, patches=quality_patches, preset=preset, model=models[name], randomisation=False,
+            conservation_presets=())
+    shapes = {}
+    for name, run_dir in zip(names, run_dirs) if landscape_points else ():
+        say(f"evaluating {name}'s loss along a random direction ({landscape_points} points, {landscape_split} split)")
+        shapes[name] = landscape.landscape(run_dir, split=landscape_split, points=landscape_points,
+                                           model=load_model(run_dir))  # a copy of its own: its weights move
+
     out_dir = Path(out_dir)
     with atomic_folder(out_dir, REPORT_KIND) as staging:
         figures = _figures(staging / "figures", names, run_dirs, reports, histories, average, target_f1, patch_list,
                            classes, preset, bands, say, split=split, per_panel_scale=per_panel_scale, models=models)
+        figures.update(_quality_figures(staging / "figures", quality, shapes, split))
         result = {
             "warning": warning,
             "runs": {n: str(r) for n, r in zip(names, run_dirs)}, "split": split, "average": average,
@@ -208,6 +227,10 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
             "efficiency": efficiency,
             "lrp": figures["lrp"],
             "lrp_training": figures["training"],
+            "explanation_quality": {n: _quality_summary(q) for n, q in quality.items()} or None,
+            "landscape": {n: {k: r[k] for k in ("split", "patches", "points", "span", "seed", "alphas", "loss_values",
+                                                "f1_values", "origin", "minimum", "architecture")}
+                          for n, r in shapes.items()} or None,
         }
         (staging / "report.json").write_text(json.dumps(result, indent=1))
         (staging / "report.md").write_text(markdown(result, figures))
@@ -359,6 +382,38 @@ def _training_grid(folder, names, run_dirs, patch, classes, preset, bands, say, 
             "scores": {n: dict(zip(map(str, epochs), (v.scores[0] for v in views))) for n, views in rows.items()}}
 
 
+def _quality_summary(report: dict) -> dict:
+    """What the comparison keeps of a run's explanation-quality report."""
+    profiles = report["spectral"]["per_class"]
+    return {"patches": report["patches"], "preset": report["preset"], "perturbation": report["perturbation"],
+            "mean": report["mean"], "per_class": report["per_class"], "conservation": report["conservation"],
+            "groups": {c: {"positive": p["positive_groups"], "negative": p["negative_groups"]}
+                       for c, p in profiles.items()}}
+
+
+def _quality_figures(folder, quality: dict, shapes: dict, split: str) -> dict:
+    """The explanation-quality figures (perturbation curves of every run in one plot, a
+    spectral profile per run) and the landscape figure, when they were measured."""
+    out = {"quality_curves": None, "spectral": {}, "landscape": None}
+    if quality:
+        explanation_quality.curves_figure(quality, folder / "perturbation_curves.png")
+        out["quality_curves"] = "figures/perturbation_curves.png"
+        for name, report in quality.items():
+            if report["spectral"]["per_class"]:
+                path = folder / f"spectral_{_file_name(name)}.png"
+                spectral.profile_figure(report["spectral"], path, title=f"Spectral relevance profile of {name} "
+                                        f"({report['preset']}, {report['patches']} {split} patches)")
+                out["spectral"][name] = f"figures/{path.name}"
+    if shapes:
+        landscape.landscape_figure(shapes, folder / "landscape.png")
+        out["landscape"] = "figures/landscape.png"
+    return out
+
+
+def _file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
 # -- tables ----------------------------------------------------------------------------------
 def best(values) -> set:
     """Indices of the row's best (largest) value; none when every value is the same."""
@@ -391,7 +446,41 @@ def _rows(result):
         values = [result["more_metrics"][n][k] for n in names]
         lower = k == "hamming_loss"
         more.append(([heading, *values], best([-v if v is not None and lower else v for v in values])))
+    quality, per_class_aopc, bands_rows, shape_rows = [], [], [], []
+    for n, q in (result.get("explanation_quality") or {}).items():
+        m = q["mean"]
+        gap = None if m["aopc_lrp"] is None or m["aopc_random"] is None else m["aopc_lrp"] - m["aopc_random"]
+        quality.append(([n, m["pairs"], m["aopc_lrp"], m["aopc_random"], m["aopc_lerf"], gap,
+                         q["conservation"]["mean_bias_share"]], set()))
+    if quality:
+        for column, sign in ((2, 1), (4, -1), (5, 1)):  # higher MoRF and gap, lower LeRF, are better
+            values = [sign * row[0][column] if row[0][column] is not None else None for row in quality]
+            for i in best(values):
+                quality[i][1].add(column - 1)
+        q_all = result["explanation_quality"]
+        for c in CLASS_NAMES:
+            values = [q_all[n]["per_class"].get(c, {}).get("aopc_lrp") for n in q_all]
+            if any(v is not None for v in values):
+                per_class_aopc.append(([c, *values], best(values)))
+            shares = [q_all[n]["groups"].get(c) for n in q_all]
+            if any(shares):
+                bands_rows.append(([c, *(None if g is None else " / ".join(
+                    "-" if g["positive"][k] is None else f"{100 * g['positive'][k]:.0f}" for k in ("b10m", "b20m", "b60m"))
+                    for g in shares)], set()))
+    for n, r in (result.get("landscape") or {}).items():
+        losses = [v for v in r["loss_values"] if v is not None]
+        ends = [r["loss_values"][0], r["loss_values"][-1]]
+        rise = None if None in ends or r["origin"]["loss"] is None else sum(ends) / 2 - r["origin"]["loss"]
+        shape_rows.append(([n, r["origin"]["loss"], min(losses) if losses else None,
+                            r["minimum"]["alpha"] if r["minimum"] else None, rise, r["origin"]["f1_samples"]], set()))
+    quality_names = list(result.get("explanation_quality") or {})
     return {
+        "quality": (["run", "heatmaps", "AOPC, LRP order (MoRF)", "AOPC, random order", "AOPC, LeRF",
+                     "MoRF minus random", "bias share (conservation)"], quality),
+        "quality-per-class": (["class", *quality_names], per_class_aopc),
+        "spectral-groups": (["class", *(f"{n}: 10 / 20 / 60 m, %" for n in quality_names)], bands_rows),
+        "landscape": (["run", "loss at the trained weights", "lowest loss on the line", "at step", "mean rise at the ends",
+                       "sample F1 at the trained weights"], shape_rows),
         "overall": (["", *names], overall),
         "seeds": _seed_rows(result),
         "paired": _paired_rows(result),
@@ -505,6 +594,16 @@ def markdown(result: dict, figures: dict) -> str:
     lines += [f"## {SECTIONS['lrp-training']}", "", _training_caption(result), ""]
     if result["lrp_training"]:
         lines += figure(result["lrp_training"]["figure"], "LRP during training")
+    lines += [f"## {SECTIONS['explanation-quality']}", "", _quality_caption(result), ""]
+    if result.get("explanation_quality"):
+        lines += [*table("quality"), "", _per_class_aopc_caption(), "", *table("quality-per-class"), "",
+                  *figure(figures["quality_curves"], "Perturbation curves"), _spectral_caption(), "",
+                  *table("spectral-groups"), ""]
+        for name, rel in figures["spectral"].items():
+            lines += figure(rel, f"Spectral profile of {name}")
+    lines += [f"## {SECTIONS['landscape']}", "", _landscape_caption(result), ""]
+    if result.get("landscape"):
+        lines += [*table("landscape"), "", *figure(figures["landscape"], "Loss landscapes")]
     return "\n".join(lines)
 
 
@@ -600,6 +699,47 @@ def _training_caption(result: dict) -> str:
             f"{_scale_sentence(result)}, so changes of sign and strength between epochs and runs are as they are.")
 
 
+def _quality_caption(result: dict) -> str:
+    quality = result.get("explanation_quality")
+    if not quality:
+        return ("Not measured: give `quality_patches` (`mlrs compare --quality-patches N`) to measure each run's "
+                "explanations by region perturbation.")
+    first = next(iter(quality.values()))
+    p = first["perturbation"]
+    return (f"The first {first['patches']} patches of the {result['split']} split, each explained with `{first['preset']}` "
+            "for every class in its labels. Region perturbation (Samek et al. 2017): the patch's "
+            f"{p['region']}×{p['region']} px regions are replaced by the {p['baseline']} baseline in {p['steps']} steps, "
+            "most relevant first (MoRF), least relevant first (LeRF) or in a random order "
+            f"({len(p['random_seeds'])} seeds), and the explained class's logit is read after each; AOPC is the mean drop. "
+            "A faithful heatmap has a high MoRF AOPC, well above the random order's, and a low LeRF one (best in bold). "
+            "The bias share is the part of the logit LRP does not find at the inputs (1 - relevance sum / logit).")
+
+
+def _per_class_aopc_caption() -> str:
+    return "AOPC of the LRP order (MoRF) per class, over the patches whose labels hold the class."
+
+
+def _spectral_caption() -> str:
+    return ("Spectral relevance profiles: the share of each class's positive relevance (evidence for it) in the "
+            "10 m, 20 m and 60 m bands, relevance summed over the class's heatmaps; the figures give every band, "
+            "positive and negative.")
+
+
+def _landscape_caption(result: dict) -> str:
+    shapes = result.get("landscape")
+    if not shapes:
+        return ("Not computed: give `landscape_points` (`mlrs compare --landscape-points 21`) to evaluate each run's loss "
+                "along one random, filter-normalised direction around its trained weights (Li et al. 2018), the "
+                "future work the thesis names; `mlrs landscape RUN` draws one run's in 1-D or 2-D.")
+    first = next(iter(shapes.values()))
+    same = len({r["architecture"] for r in shapes.values()}) == 1
+    return (f"Each run's data loss (its own loss function, so the scales differ) on {first['patches']} "
+            f"{first['split']} patches at θ + α·δ, α from -{first['span']} to {first['span']} in {first['points']} "
+            f"points, δ a filter-normalised random direction (seed {first['seed']}"
+            + ("; the same for every run: one architecture)" if same else "; the architectures differ, so do the draws)")
+            + ". The mean rise at the ends (the loss at ±span minus at θ) measures how sharp the minimum is along δ.")
+
+
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
@@ -692,6 +832,14 @@ def to_html(result: dict, figures: dict, folder: Path) -> str:
         "lrp-training": f"<p>{_inline(_training_caption(result))}</p>"
                         + (image(result["lrp_training"]["figure"], "LRP during training", wide=True)
                            if result["lrp_training"] else ""),
+        "explanation-quality": f"<p>{_inline(_quality_caption(result))}</p>" + (
+            table("quality") + f"<p>{_inline(_per_class_aopc_caption())}</p>" + table("quality-per-class")
+            + image(figures["quality_curves"], "Perturbation curves") + f"<p>{_inline(_spectral_caption())}</p>"
+            + table("spectral-groups")
+            + "".join(image(rel, f"Spectral profile of {n}", wide=True) for n, rel in figures["spectral"].items())
+            if result.get("explanation_quality") else ""),
+        "landscape": f"<p>{_inline(_landscape_caption(result))}</p>" + (
+            table("landscape") + image(figures["landscape"], "Loss landscapes") if result.get("landscape") else ""),
     }
     runs = ", ".join(f"<code>{html.escape(n)}</code> ({html.escape(result['decision'][n])})" for n in result["runs"])
     warning = (f'<p class="warning"><b>Warning:</b> {html.escape(result["warning"])}</p>\n'
@@ -714,4 +862,4 @@ row is highlighted.</p>
 """
 
 
-__all__ = ["SECTIONS", "best", "compare", "markdown", "run_names", "to_html"]
+__all__ = ["SECTIONS", "best", "compare", "markdown", "to_html"]

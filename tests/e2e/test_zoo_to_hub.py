@@ -52,7 +52,7 @@ def study(tmp_path_factory):
                  "--model-param", "units=16")  # as narrow as the demo's (the study's width is tested in tests/models)
     listing = mlrs("zoo", "list", "--dir", zoo_dir, "--org", ORG, "--no-hub")  # the Hub is never asked in tests
     report = mlrs("compare", *(zoo_dir / r for r in RECIPES), "--out", root / "report", "--patch", patch_folder(),
-                  "--class", "Urban fabric", "--class", "11")
+                  "--class", "Urban fabric", "--class", "11", "--landscape-points", "3")
     published = mlrs("zoo", "publish", zoo_dir, "--org", ORG, "--to", root / "published", "--losses",
                      ",".join(RECIPES))
     return {"root": root, "zoo": zoo_dir, "demo": demo, "build": build, "list": listing, "compare": report,
@@ -147,10 +147,11 @@ def test_the_html_report_opens_in_headless_chromium_without_errors(study):
             assert page.inner_text(f"section#{anchor} h2") == title
         images = page.evaluate("Array.from(document.querySelectorAll('figure img'))"
                                ".map(i => [i.alt, i.complete, i.naturalWidth])")
-        assert len(images) == 3 and all(done and width > 100 for _, done, width in images), images
+        # per-class F1, learning curves, the LRP grid, perturbation curves, a spectral profile per run, landscapes
+        assert len(images) == 7 and all(done and width > 100 for _, done, width in images), images
         links = page.evaluate("Array.from(document.querySelectorAll('figcaption a')).map(a => a.getAttribute('href'))")
         figures = sorted(p.name for p in (page_file.parent / "figures").iterdir())
-        assert sorted(Path(link).name for link in links) == figures and len(figures) == 6
+        assert sorted(Path(link).name for link in links) == figures and len(figures) == 14
         assert all((page_file.parent / link).is_file() for link in links)
         grid = f"section#lrp figure img[alt='LRP of {patch_folder().name}']"
         shown = page.evaluate(f"document.querySelector(\"{grid}\").getBoundingClientRect().width")

@@ -1,6 +1,7 @@
 """The comparison report's pieces (the whole report is tested end to end in tests/e2e)."""
 
 from helpers import figure_title
+from keras_mlrs import runs
 from keras_mlrs.study import compare
 
 
@@ -11,8 +12,8 @@ def test_compare_highlights_the_best_run_of_each_row_only_when_runs_differ():
 
 def test_runs_get_short_unique_names(tmp_path):
     a, b = tmp_path / "x" / "bce", tmp_path / "y" / "bce"
-    assert compare.run_names([a, tmp_path / "x" / "focal"]) == ["bce", "focal"]
-    assert compare.run_names([a, b]) == ["x/bce", "y/bce"]
+    assert runs.run_names([a, tmp_path / "x" / "focal"]) == ["bce", "focal"]
+    assert runs.run_names([a, b]) == ["x/bce", "y/bce"]
 
 
 def test_lrp_during_training_from_kept_checkpoints(tiny_runs, tmp_path):
@@ -20,7 +21,6 @@ def test_lrp_during_training_from_kept_checkpoints(tiny_runs, tmp_path):
     draws one row per run and one column per epoch, each cell that epoch's checkpoint; the
     scores it records are those of the checkpoints themselves. (The whole report, this
     section included, is tested end to end in tests/e2e.)"""
-    from keras_mlrs import runs
     from keras_mlrs.explain import heatmaps
 
     patch = heatmaps.example_patch()
@@ -48,7 +48,6 @@ def _copy_run(run, to, **config):
     stand-in for a second training of the recipe, with the first one's weights)."""
     import shutil
 
-    from keras_mlrs import runs
 
     shutil.copytree(run, to)
     cfg = runs.RunDirectory(to).config()
@@ -69,13 +68,12 @@ def test_seeds_intervals_paired_tests_and_calibration_in_the_report(tiny_runs, t
     import pytest
     from sklearn.metrics import f1_score
 
-    from keras_mlrs import runs
 
     bce, sparsemax = tiny_runs["bce"][0], tiny_runs["sparsemax"][0]
     # keep_every=0: no LRP-during-training figure (tested above)
     runs_ = [_copy_run(bce, tmp_path / "bce", keep_every=0), _copy_run(bce, tmp_path / "bce-seed1", seed=1, keep_every=0),
              _copy_run(sparsemax, tmp_path / "sparsemax", keep_every=0)]
-    result = compare.compare(runs_, tmp_path / "report", split="train", resamples=200)
+    result = compare.compare(runs_, tmp_path / "report", split="train", resamples=200, quality_patches=0)
     assert {k: v["runs"] for k, v in result["recipes"].items()} == {"bce": ["bce", "bce-seed1"],
                                                                     "sparsemax": ["sparsemax"]}
     assert result["recipes"]["bce"]["seeds"] == [0, 1]
@@ -120,11 +118,43 @@ def test_runs_on_different_test_sets_are_refused_unless_allowed(tiny_runs, prepa
     moved = _copy_run(tiny_runs["bce"][0], tmp_path / "bce-elsewhere", data=str(other), keep_every=0)
     pair = [_copy_run(tiny_runs["sparsemax"][0], tmp_path / "sparsemax", keep_every=0), moved]
     with pytest.raises(InvalidParameterError, match="evaluated on different test sets.*allow_different_data"):
-        compare.compare(pair, tmp_path / "refused")
+        compare.compare(pair, tmp_path / "refused", quality_patches=0)
     assert not (tmp_path / "refused").exists()
     with pytest.raises(InvalidParameterError, match="the reference 'focal' is none of the compared recipes"):
-        compare.compare(pair, tmp_path / "refused", reference="focal", allow_different_data=True)
-    result = compare.compare(pair, tmp_path / "allowed", allow_different_data=True, resamples=20)
+        compare.compare(pair, tmp_path / "refused", reference="focal", allow_different_data=True, quality_patches=0)
+    result = compare.compare(pair, tmp_path / "allowed", allow_different_data=True, resamples=20, quality_patches=0)
     assert "different test sets" in result["warning"]
     for name in ("report.md", "report.html"):
         assert "different test sets" in (tmp_path / "allowed" / name).read_text()
+
+
+def test_explanation_quality_and_landscapes_per_loss_in_the_report(tiny_runs, tmp_path):
+    """Each run's explanations measured on the same first patches of the split (AOPC per
+    loss and class, spectral shares per branch) and its loss along one shared direction: the
+    report's numbers are those of the library's own functions for each run, in its tables."""
+    import pytest
+
+    from keras_mlrs.runs import explanation_quality, landscape
+
+    names = ["bce", "sparsemax"]
+    run_dirs = [_copy_run(tiny_runs[n][0], tmp_path / n, keep_every=0) for n in names]
+    result = compare.compare(run_dirs, tmp_path / "report", split="train", resamples=20, quality_patches=2,
+                             landscape_points=3)
+    quality, shapes = result["explanation_quality"], result["landscape"]
+    assert list(quality) == names and list(shapes) == names
+    alone = explanation_quality.explanation_quality(run_dirs[1], split="train", patches=2, randomisation=False,
+                                                     conservation_presets=())
+    assert quality["sparsemax"]["mean"] == pytest.approx(alone["mean"])
+    assert list(quality["sparsemax"]["per_class"]) == list(alone["per_class"])
+    for name, row in alone["per_class"].items():
+        assert quality["sparsemax"]["per_class"][name] == pytest.approx(row)
+    assert {r["architecture"] for r in shapes.values()} == {landscape.architecture(runs.load_model(run_dirs[0]))}
+    assert {r["seed"] for r in shapes.values()} == {0}
+    md = (tmp_path / "report" / "report.md").read_text()
+    html = (tmp_path / "report" / "report.html").read_text()
+    m = quality["bce"]["mean"]
+    assert f"| bce | {m['pairs']} |" in md and f"{m['aopc_lrp']:.4f}" in md
+    assert f"{shapes['sparsemax']['origin']['loss']:.4f}" in md
+    for figure in ("perturbation_curves", "spectral_bce", "spectral_sparsemax", "landscape"):
+        assert (tmp_path / "report" / "figures" / f"{figure}.png").is_file()
+        assert f"figures/{figure}.png" in md and f"figures/{figure}.png" in html
