@@ -179,7 +179,7 @@ class LRP:
             for acc, r in zip(out, result):
                 r = np.asarray(ops.convert_to_numpy(r))
                 acc.append(np.moveaxis(r[:, : size - pad], 0, 1))
-        arrays = [np.concatenate(a) for a in out]
+        arrays = [a[0] if len(a) == 1 else np.concatenate(a) for a in out]  # one call: its arrays, uncopied
         return keras.tree.pack_sequence_as(self.graph.structure, arrays)
 
 

@@ -6,7 +6,7 @@ relevance profile of each class (:mod:`keras_mlrs.explain.spectral`).
 :func:`explanation_quality` takes the first ``patches`` patches of the split, in the order of
 its data (the order :func:`~keras_mlrs.runs.evaluation.evaluation_data` streams it, so two
 runs on one dataset measure the same patches), explains each for the classes in its labels
-(and, with ``predicted=True``, the classes the model predicts for it), and returns one
+(``classes="predicted"``: and the classes the model predicts for it; ``"all"``: all 19), and returns one
 JSON-serialisable report; :func:`write_quality` writes it with its figures. ``mlrs
 explain-quality`` and the "Explanation quality" section of ``mlrs compare`` call these.
 """
@@ -42,6 +42,9 @@ QUALITY_KIND = "explanation-quality"
 QUALITY_FILE = "quality.json"
 #: The presets whose conservation the report compares (besides the one explained).
 CONSERVATION_PRESETS = ("lrp.z", "lrp.epsilon", "lrp.alpha_1_beta_0", "lrp.sequential_preset_a")
+#: Which classes of a patch are explained: those in its labels (the default), those and the
+#: ones the model predicts, or all 19.
+CLASS_CHOICES = ("labels", "predicted", "all")
 #: Patches explained per LRP call (all 19 classes each): bounds memory.
 _CHUNK = 8
 
@@ -70,9 +73,9 @@ def _take(inputs, rows):
 
 
 def explanation_quality(run_dir, data=None, split: str = "test", patches: int = 64, preset: str = "lrp.epsilon",
-                        predicted: bool = False, checkpoint: str = "last", thresholds: str = "fixed",
+                        classes: str = "labels", checkpoint: str = "last", thresholds: str = "fixed",
                         region: int = 4, steps: int = 25, baseline: str = "mean", random_seeds=(0, 1, 2),
-                        randomisation: bool = True, randomisation_patches: int = 4,
+                        randomisation: bool = True, randomisation_patches: int = 4, randomisation_steps: bool = True,
                         conservation_presets=CONSERVATION_PRESETS, batch_size: int = 128, model=None,
                         say=lambda text: None, **rule_params) -> dict:
     """Measure the run's LRP explanations on the first ``patches`` patches of ``split``.
@@ -80,25 +83,29 @@ def explanation_quality(run_dir, data=None, split: str = "test", patches: int = 
     Args:
         run_dir: a finished (or checkpointed) run directory.
         data: a prepared dataset to take the split from instead of the run's own.
-        patches: how many patches (the first of the split); every class in a patch's labels
-            is explained (``predicted``: and every class the model predicts for it).
+        patches: how many patches (the first of the split).
+        classes: which classes of each patch are explained (:data:`CLASS_CHOICES`): the
+            classes in its labels (``"labels"``), those and the classes the model predicts for
+            it (``"predicted"``), or all 19 (``"all"``).
         preset: the LRP preset measured (``rule_params``: its parameters).
         checkpoint, thresholds: which model and decision rule (the predicted classes).
         region, steps, baseline, random_seeds, batch_size: the region perturbation
             (:func:`keras_mlrs.explain.faithfulness.region_perturbation`).
         randomisation: run the cascading randomisation test on the first
-            ``randomisation_patches`` patches, for the union of their explained classes.
+            ``randomisation_patches`` patches, for the union of their explained classes;
+            ``randomisation_steps=False``: only its verdict (every layer randomised at once,
+            one LRP instead of one per layer).
         conservation_presets: the presets whose conservation is compared on the first
             :data:`_CHUNK` patches (the explained preset's is measured on every heatmap).
         model: that checkpoint's model when the caller has loaded it.
 
     Returns:
-        ``{"run", "checkpoint", "split", "patches", "names", "preset", "classes": "labels" or
-        "labels+predicted", "per_class": {class: {"aopc_lrp", "aopc_random", "aopc_lerf",
+        ``{"run", "checkpoint", "split", "patches", "names", "preset", "classes", "per_class": {class: {"aopc_lrp", "aopc_random", "aopc_lerf",
         "patches"}}, "mean": {...}, "curves", "fractions", "perturbation": settings,
         "conservation", "randomisation" (None when not run), "spectral", "throughput"}``.
     """
     composites.get(preset, **rule_params)  # an unknown preset or parameter fails before any work
+    choose("classes to explain", classes, CLASS_CHOICES)
     if isinstance(patches, bool) or not isinstance(patches, int) or patches < 1:
         raise InvalidParameterError(f"patches must be a whole number >= 1, got {patches!r}.")
     regions = (faithfulness.GRID // faithfulness.check_region(region)) ** 2
@@ -115,35 +122,42 @@ def explanation_quality(run_dir, data=None, split: str = "test", patches: int = 
     n = len(labels)
     logits = np.asarray(model.predict(inputs, batch_size=64, verbose=0), "float64")
     chosen = np.asarray(rule(logits)) > 0
-    wanted = [sorted(set(np.flatnonzero(labels[i])) | (set(np.flatnonzero(chosen[i])) if predicted else set()))
-              for i in range(n)]
+    if classes == "all":
+        wanted = [list(range(len(CLASS_NAMES)))] * n
+    else:
+        wanted = [sorted(set(np.flatnonzero(labels[i])) | (set(np.flatnonzero(chosen[i])) if classes == "predicted"
+                                                           else set())) for i in range(n)]
     layout = input_layout(model)
 
-    say(f"explaining {n} patches for all {len(CLASS_NAMES)} classes ({preset})")
-    began = time.perf_counter()
+    explained = [i for i in range(n) if wanted[i]]
+    if not explained:
+        raise InvalidParameterError(f"none of the {n} patches has a class to explain (no labels"
+                                    f"{'' if classes == 'predicted' else ', and predicted classes were not asked for'}); "
+                                    "take more patches or another split, or explain every class.")
+    say(f"explaining {len(explained)} patches ({sum(len(wanted[i]) for i in explained)} heatmaps, {preset}) and "
+        f"perturbing their regions, {_CHUNK} patches at a time")
     analyzer = LRP(model, preset, **rule_params)
     every = list(range(len(CLASS_NAMES)))
-    relevance, sums, profile = [], np.zeros((n, len(every))), spectral.SpectralProfile()
-    for start in range(0, n, _CHUNK):
-        rows = list(range(start, min(start + _CHUNK, n)))
-        r = analyzer(_take(inputs, rows), every)
+    sums, profile, items = np.zeros((n, len(every))), spectral.SpectralProfile(), []
+    lrp_seconds, timing, perturbation = 0.0, {"forward_passes": 0, "seconds": 0.0, "forward_seconds": 0.0}, None
+    for start in range(0, len(explained), _CHUNK):
+        rows = explained[start: start + _CHUNK]
+        began = time.perf_counter()
+        r = analyzer(_take(inputs, rows), every)  # every class in one pass: the sums and profiles need no more
+        lrp_seconds += time.perf_counter() - began
+        relevance = []
         for k, i in enumerate(rows):
             grid = to_10m_grid({g: a[k] for g, a in r.items()} if isinstance(r, dict) else r[k], layout)
             sums[i] = grid.reshape(len(every), -1).astype("float64").sum(axis=1)
             relevance.append(grid[wanted[i]])
-            profile.add(grid[wanted[i]], wanted[i])
-    lrp_seconds = time.perf_counter() - began
-    explained = [i for i in range(n) if wanted[i]]
-    if not explained:
-        raise InvalidParameterError(f"none of the {n} patches has a class to explain (no labels"
-                                    f"{'' if predicted else ', and predicted classes were not asked for'}); "
-                                    "take more patches or another split.")
-
-    say(f"perturbing regions of {len(explained)} patches ({sum(len(wanted[i]) for i in explained)} heatmaps)")
-    perturbation = faithfulness.region_perturbation(
-        model, _take(inputs, explained), [relevance[i] for i in explained], [wanted[i] for i in explained],
-        region=region, steps=steps, baseline=baseline, random_seeds=random_seeds, batch_size=batch_size)
-    summary = faithfulness.summarise(perturbation)
+            profile.add(relevance[-1], wanted[i])
+        perturbation = faithfulness.region_perturbation(
+            model, _take(inputs, rows), relevance, [wanted[i] for i in rows], region=region, steps=steps,
+            baseline=baseline, random_seeds=random_seeds, batch_size=batch_size)
+        items += [{**item, "patch": rows[item["patch"]]} for item in perturbation.items]
+        for key in timing:
+            timing[key] += perturbation.timing[key]
+    summary = faithfulness.summarise({"items": items, "fractions": perturbation.fractions})
 
     heatmap_rows = [(i, c) for i in explained for c in wanted[i]]
     z = np.asarray([logits[i, c] for i, c in heatmap_rows])
@@ -152,35 +166,37 @@ def explanation_quality(run_dir, data=None, split: str = "test", patches: int = 
     if conservation_presets:
         say(f"comparing the conservation of {len(conservation_presets)} presets")
         first = explained[:_CHUNK]
-        classes = sorted({c for i in first for c in wanted[i]})
+        union = sorted({c for i in first for c in wanted[i]})
         conservation["presets"] = sanity.conservation_report(
-            model, _take(inputs, first), classes, presets=list(conservation_presets))["presets"]
+            model, _take(inputs, first), union, presets=list(conservation_presets))["presets"]
 
     randomised = None
     if randomisation:
         first = explained[:randomisation_patches]
-        classes = sorted({c for i in first for c in wanted[i]})
-        say(f"randomising the layers of a copy of the model, top-down ({len(first)} patches, {len(classes)} classes)")
-        randomised = sanity.randomisation_check(model, _take(inputs, first), classes, preset=preset, **rule_params)
+        union = sorted({c for i in first for c in wanted[i]})
+        say(f"randomising the layers of a copy of the model, top-down ({len(first)} patches, {len(union)} classes)")
+        randomised = sanity.randomisation_check(model, _take(inputs, first), union, preset=preset,
+                                                final_only=not randomisation_steps, **rule_params)
 
-    passes = perturbation.timing
+    heatmaps = len(explained) * len(every)
     return {
         "run": str(run.path), "checkpoint": which, "split": split, "patches": n, "names": names,
-        "preset": preset, "parameters": rule_params, "classes": "labels+predicted" if predicted else "labels",
+        "preset": preset, "parameters": rule_params, "classes": classes,
         "decision": {"name": rule.name, **rule.get_config()},
         "per_class": summary["per_class"], "mean": summary["mean"], "curves": summary["curves"],
         "fractions": summary["fractions"],
         "perturbation": {"region": region, "steps": steps, "baseline": baseline,
                          "random_seeds": list(perturbation.random_seeds), "regions": perturbation.n_regions},
-        "items": [{**item, "patch": names[explained[item["patch"]]] if names else explained[item["patch"]],
-                   "class": CLASS_NAMES[item["class"]]} for item in perturbation.items],
+        "items": [{**item, "patch": names[item["patch"]] if names else item["patch"], "class": CLASS_NAMES[item["class"]]}
+                  for item in items],
         "conservation": conservation,
         "randomisation": randomised,
         "spectral": profile.result(),
-        "throughput": {"heatmaps": n * len(every), "lrp_seconds": lrp_seconds,
-                       "heatmaps_per_s": n * len(every) / lrp_seconds if lrp_seconds > 0 else None,
-                       "forward_passes": passes["forward_passes"], "perturbation_seconds": passes["seconds"],
-                       "forward_passes_per_s": passes["passes_per_second"]},
+        "throughput": {"heatmaps": heatmaps, "lrp_seconds": lrp_seconds,
+                       "heatmaps_per_s": heatmaps / lrp_seconds if lrp_seconds > 0 else None,
+                       "forward_passes": timing["forward_passes"], "perturbation_seconds": timing["seconds"],
+                       "forward_passes_per_s": timing["forward_passes"] / timing["forward_seconds"]
+                       if timing["forward_seconds"] > 0 else None},
     }
 
 
@@ -207,17 +223,18 @@ def curves_figure(reports: dict, path, title: str = ""):
     one or several reports (name -> report of :func:`explanation_quality`): MoRF solid,
     random dashed, LeRF dotted, one colour per report, AOPC in the legend."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7.5, 4.6 + 0.25 * len(reports)), layout="constrained")
     colours = plt.get_cmap("tab10").colors
-    styles = {"morf": ("-", "most relevant first (LRP)", "aopc_lrp"), "random": ("--", "random order", "aopc_random"),
-              "lerf": (":", "least relevant first (LRP)", "aopc_lerf")}
+    styles = {"morf": ("-", "most relevant first (LRP order)", "aopc_lrp"),
+              "random": ("--", "random order", "aopc_random"),
+              "lerf": (":", "least relevant first (LRP order)", "aopc_lerf")}
     for k, (name, report) in enumerate(reports.items()):
         fractions = 100 * np.asarray(report["fractions"])
         for order, (style, label, key) in styles.items():
             if order in report["curves"]:
                 prefix = f"{name}: " if len(reports) > 1 else ""
                 ax.plot(fractions, report["curves"][order], style, color=colours[k % len(colours)], lw=1.6,
-                        label=f"{prefix}{label} (AOPC {report['mean'][key]:.3f})")
+                        label=f"{prefix}{label}: AOPC {report['mean'][key]:.3f}")
     ax.axhline(0, color="0.6", lw=0.8)
     ax.set_xlabel("share of the patch replaced by the baseline (%)")
     ax.set_ylabel("drop of the explained class's logit")
@@ -225,7 +242,7 @@ def curves_figure(reports: dict, path, title: str = ""):
     p = first["perturbation"]
     ax.set_title(title or f"Region perturbation ({p['region']}×{p['region']} px regions, {p['baseline']} baseline, "
                           f"{first['preset']}) on {first['patches']} {first['split']} patches", fontsize=10)
-    ax.legend(fontsize=7.5, loc="best")
+    fig.legend(fontsize=7.5, loc="outside lower center", ncol=3)  # below the axes: the curves fill them
     ax.grid(alpha=0.3)
     return save_figure(fig, path, title=ax.get_title())
 
@@ -283,5 +300,5 @@ def write_quality(report: dict, out_dir, json_path=None) -> dict:
     return written
 
 
-__all__ = ["CONSERVATION_PRESETS", "QUALITY_FILE", "QUALITY_KIND", "curves_figure", "explanation_quality",
+__all__ = ["CLASS_CHOICES", "CONSERVATION_PRESETS", "QUALITY_FILE", "QUALITY_KIND", "curves_figure", "explanation_quality",
            "quality_folder", "randomisation_figure", "split_patches", "write_quality"]

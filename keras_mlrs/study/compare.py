@@ -38,7 +38,7 @@ from keras_mlrs.core import decision
 from keras_mlrs.core.metrics import SCORES, STUDY_AVERAGES
 from keras_mlrs.data import read_patch
 from keras_mlrs.errors import InvalidParameterError, MlrsError, choose
-from keras_mlrs.explain import composites, heatmaps, render, spectral
+from keras_mlrs.explain import composites, heatmaps, render, sanity, spectral
 from keras_mlrs.explain.engine import class_indices
 from keras_mlrs.files import VECTOR_FORMAT, atomic_folder, check_replaceable
 from keras_mlrs.runs import (
@@ -191,7 +191,7 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
     for name, run_dir in zip(names, run_dirs) if quality_patches else ():
         say(f"measuring {name}'s explanations on {quality_patches} {split} patches")
         quality[name] = explanation_quality.explanation_quality(
-            run_dir, split=split, patches=quality_patches, preset=preset, model=models[name], randomisation=False,
+            run_dir, split=split, patches=quality_patches, preset=preset, model=models[name], randomisation_steps=False,
             conservation_presets=())
     shapes = {}
     for name, run_dir in zip(names, run_dirs) if landscape_points else ():
@@ -385,8 +385,10 @@ def _training_grid(folder, names, run_dirs, patch, classes, preset, bands, say, 
 def _quality_summary(report: dict) -> dict:
     """What the comparison keeps of a run's explanation-quality report."""
     profiles = report["spectral"]["per_class"]
+    r = report["randomisation"]
     return {"patches": report["patches"], "preset": report["preset"], "perturbation": report["perturbation"],
             "mean": report["mean"], "per_class": report["per_class"], "conservation": report["conservation"],
+            "randomisation": None if r is None else {**r["verdict"], "patches": r["patches"], "layers": len(r["order"])},
             "groups": {c: {"positive": p["positive_groups"], "negative": p["negative_groups"]}
                        for c, p in profiles.items()}}
 
@@ -450,8 +452,11 @@ def _rows(result):
     for n, q in (result.get("explanation_quality") or {}).items():
         m = q["mean"]
         gap = None if m["aopc_lrp"] is None or m["aopc_random"] is None else m["aopc_lrp"] - m["aopc_random"]
+        r = q.get("randomisation")
+        verdict = None if not r or r["final_mean"] is None else (
+            f"{r['final_mean']:.2f}, {'passed' if r['passed'] else 'flagged'}")
         quality.append(([n, m["pairs"], m["aopc_lrp"], m["aopc_random"], m["aopc_lerf"], gap,
-                         q["conservation"]["mean_bias_share"]], set()))
+                         q["conservation"]["mean_bias_share"], verdict], set()))
     if quality:
         for column, sign in ((2, 1), (4, -1), (5, 1)):  # higher MoRF and gap, lower LeRF, are better
             values = [sign * row[0][column] if row[0][column] is not None else None for row in quality]
@@ -476,7 +481,8 @@ def _rows(result):
     quality_names = list(result.get("explanation_quality") or {})
     return {
         "quality": (["run", "heatmaps", "AOPC, LRP order (MoRF)", "AOPC, random order", "AOPC, LeRF",
-                     "MoRF minus random", "bias share (conservation)"], quality),
+                     "MoRF minus random", "bias share (conservation)",
+                     "randomised model: Spearman of |heatmaps|, verdict"], quality),
         "quality-per-class": (["class", *quality_names], per_class_aopc),
         "spectral-groups": (["class", *(f"{n}: 10 / 20 / 60 m, %" for n in quality_names)], bands_rows),
         "landscape": (["run", "loss at the trained weights", "lowest loss on the line", "at step", "mean rise at the ends",
@@ -712,7 +718,11 @@ def _quality_caption(result: dict) -> str:
             "most relevant first (MoRF), least relevant first (LeRF) or in a random order "
             f"({len(p['random_seeds'])} seeds), and the explained class's logit is read after each; AOPC is the mean drop. "
             "A faithful heatmap has a high MoRF AOPC, well above the random order's, and a low LeRF one (best in bold). "
-            "The bias share is the part of the logit LRP does not find at the inputs (1 - relevance sum / logit).")
+            "The bias share is the part of the logit LRP does not find at the inputs (1 - relevance sum / logit). "
+            "The randomisation test (Adebayo et al. 2018) re-initialises every kernel layer of a copy of the model and "
+            "compares the heatmaps of the first patches with the trained model's: a rank correlation above "
+            f"{sanity.DEFAULT_THRESHOLD} flags a method whose heatmaps do not depend on what the model learned "
+            "(`mlrs explain-quality` shows it layer by layer).")
 
 
 def _per_class_aopc_caption() -> str:

@@ -17,7 +17,8 @@ from keras_mlrs.core.layers import BandNormalization
 from keras_mlrs.explain import lrp
 from keras_mlrs.runs import explanation_quality as quality
 
-pytestmark = pytest.mark.backends
+# the run-level orchestration, under TensorFlow only: its numerics (LRP, region perturbation, profiles)
+# are tested under both backends in tests/explain
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +98,11 @@ def test_the_command_prints_the_table_and_writes_the_report_and_figures(tiny_run
 def test_the_randomisation_check_is_part_of_the_report(tiny_runs, tmp_path):
     run = tiny_runs["bce"][0]
     model = runs.load_model(run)
-    report = quality.explanation_quality(run, split="train", patches=1, steps=2, random_seeds=(),
+    report = quality.explanation_quality(run, split="train", patches=1, steps=2, random_seeds=(), classes="all",
                                          conservation_presets=(), randomisation_patches=1, model=model)
+    assert list(report["per_class"]) == list(CLASS_NAMES)  # every class, labelled or not
     r = report["randomisation"]
+    assert r["classes"] == list(range(len(CLASS_NAMES)))
     kernels = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D | keras.layers.Dense)]
     assert sorted(r["order"]) == sorted(kernels) and r["order"][0] == "logits"
     assert len(r["steps"]) == len(kernels) and r["passed"] in (True, False)
@@ -112,6 +115,7 @@ def test_the_randomisation_check_is_part_of_the_report(tiny_runs, tmp_path):
     (["--preset", "lrp.epsilom"], ("lrp.epsilon",)),
     (["--baseline", "zeros"], ("baseline",)),
     (["--steps", "5000"], ("steps",)),
+    (["--classes", "some"], ("classes",)),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tiny_runs, tmp_path, capsys, args, fragments):
     run = tiny_runs["bce"][0]

@@ -150,10 +150,13 @@ def test_explanation_quality_and_landscapes_per_loss_in_the_report(tiny_runs, tm
         assert quality["sparsemax"]["per_class"][name] == pytest.approx(row)
     assert {r["architecture"] for r in shapes.values()} == {landscape.architecture(runs.load_model(run_dirs[0]))}
     assert {r["seed"] for r in shapes.values()} == {0}
+    verdict = quality["bce"]["randomisation"]  # every kernel layer randomised at once: the verdict alone
+    assert verdict["layers"] == 14 and verdict["patches"] == 2 and verdict["passed"] in (True, False)
     md = (tmp_path / "report" / "report.md").read_text()
     html = (tmp_path / "report" / "report.html").read_text()
     m = quality["bce"]["mean"]
     assert f"| bce | {m['pairs']} |" in md and f"{m['aopc_lrp']:.4f}" in md
+    assert f"{verdict['final_mean']:.2f}, {'passed' if verdict['passed'] else 'flagged'}" in md
     assert f"{shapes['sparsemax']['origin']['loss']:.4f}" in md
     for figure in ("perturbation_curves", "spectral_bce", "spectral_sparsemax", "landscape"):
         assert (tmp_path / "report" / "figures" / f"{figure}.png").is_file()
