@@ -63,6 +63,17 @@ def explain_quality_command(
         count = row.get("pairs", row["patches"])
         table.add_row(name, str(count), _cell(row["aopc_lrp"]), _cell(row["aopc_random"]), _cell(row["aopc_lerf"]))
     console.print(table)
+    bands = Table(title="Spectral relevance profile: share of each class's relevance per resolution branch "
+                        "(all 12 bands: spectral_profile.png)")
+    bands.add_column("class", style="bold cyan")
+    for sign in ("positive", "negative"):
+        for group in ("10 m", "20 m", "60 m"):
+            bands.add_column(f"{'+' if sign == 'positive' else '-'} {group}", justify="right")
+    for name, entry in report["spectral"]["per_class"].items():
+        cells = [_cell(None if v is None else 100 * v, 0) for sign in ("positive", "negative")
+                 for v in (entry[f"{sign}_groups"][g] for g in ("b10m", "b20m", "b60m"))]
+        bands.add_row(name, *cells)
+    console.print(bands)
     c = report["conservation"]
     console.print(f"Conservation ({c['preset']}, {c['heatmaps']} heatmaps): relevance sum vs logit, mean |error| "
                   f"{_cell(c['mean_abs_error'], 4)}, mean relative error {_cell(c['mean_rel_error'], 4)}, mean bias "

@@ -256,6 +256,12 @@ CASES = [
     "evaluate {run} --thresholds calibrated --decision logit", "evaluate {run} --decision calibrated",
     "predict {run} {patch} --thresholds calibratd", "predict {w}/foreign-calibration {patch} --thresholds calibrated",
     "explain {patch} --model {w}/foreign-calibration --all-predicted --thresholds calibrated",
+    # measuring explanations and loss landscapes: bad regions, steps, baselines, classes, splits, grids, non-runs
+    "explain-quality {run} --region 7", "explain-quality {run} --steps 901", "explain-quality {run} --baseline zero",
+    "explain-quality {run} --classes everything", "explain-quality {run} --split tset", "explain-quality {prepared}",
+    "explain-quality {run} --preset lrp.zz", "explain-quality {run} --param epsilom=0.1",
+    "landscape {run} --points 4", "landscape {run} --directions 3", "landscape {run} --split tset",
+    "landscape {run} --span 0", "landscape {prepared}", "compare {run} --landscape-points 4",
 ]
 
 

@@ -81,7 +81,7 @@ def explanation_quality(run_dir, data=None, split: str = "test", patches: int = 
     """Measure the run's LRP explanations on the first ``patches`` patches of ``split``.
 
     Args:
-        run_dir: a finished (or checkpointed) run directory.
+        run_dir: a finished run directory.
         data: a prepared dataset to take the split from instead of the run's own.
         patches: how many patches (the first of the split).
         classes: which classes of each patch are explained (:data:`CLASS_CHOICES`): the
@@ -113,7 +113,7 @@ def explanation_quality(run_dir, data=None, split: str = "test", patches: int = 
         raise InvalidParameterError(f"steps must be a whole number from 1 to {regions} (the number of {region} × "
                                     f"{region} regions), got {steps!r}.")
     choose("baseline", baseline, faithfulness.BASELINES)
-    run = RunDirectory(run_dir)
+    run = RunDirectory(run_dir).finished()  # a folder that is no run: said so, in one line
     model_path, which = run.resolve_checkpoint(checkpoint)
     model = model if model is not None else load_model(model_path)
     rule = decision_rule(run.path, model, thresholds)

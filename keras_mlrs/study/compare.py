@@ -138,8 +138,10 @@ def compare(run_dirs, out_dir, patches=None, classes=None, split: str = "test", 
         raise InvalidParameterError(f"`resamples` must be a whole number >= 1, got {resamples!r}.")
     if isinstance(quality_patches, bool) or not isinstance(quality_patches, int) or quality_patches < 0:
         raise InvalidParameterError(f"`quality_patches` must be a whole number >= 0, got {quality_patches!r}.")
-    if landscape_points:
-        landscape.check_options(1, landscape_points)
+    if landscape_points and (isinstance(landscape_points, bool) or not isinstance(landscape_points, int)
+                             or landscape_points < 3 or landscape_points % 2 == 0):
+        raise InvalidParameterError(f"`landscape_points` must be 0 (no landscapes) or an odd whole number >= 3, so "
+                                    f"that each line holds the trained weights at its centre; got {landscape_points!r}.")
     run_dirs = [finished_run(r).path for r in run_dirs]
     names = run_names(run_dirs)
     recipes = significance.recipes(run_dirs, names)
@@ -743,8 +745,8 @@ def _landscape_caption(result: dict) -> str:
                 "future work the thesis names; `mlrs landscape RUN` draws one run's in 1-D or 2-D.")
     first = next(iter(shapes.values()))
     same = len({r["architecture"] for r in shapes.values()}) == 1
-    return (f"Each run's data loss (its own loss function, so the scales differ) on {first['patches']} "
-            f"{first['split']} patches at θ + α·δ, α from -{first['span']} to {first['span']} in {first['points']} "
+    patches = f"{first['patches']} {first['split']} patch" + ("" if first["patches"] == 1 else "es")
+    return (f"Each run's data loss (its own loss function, so the scales differ) on {patches} at θ + α·δ, α from -{first['span']} to {first['span']} in {first['points']} "
             f"points, δ a filter-normalised random direction (seed {first['seed']}"
             + ("; the same for every run: one architecture)" if same else "; the architectures differ, so do the draws)")
             + ". The mean rise at the ends (the loss at ±span minus at θ) measures how sharp the minimum is along δ.")

@@ -90,7 +90,8 @@ def test_the_command_prints_the_table_and_writes_the_report_and_figures(tiny_run
     assert report["randomisation"] is None and report["perturbation"]["steps"] == 3
     for name in report["per_class"]:
         assert name.split(",")[0] in done.stdout
-    assert "AOPC LRP (MoRF)" in done.stdout and "forward passes/s" in done.stdout
+    assert "AOPC LRP (MoRF)" in done.stdout and "forward passes in" in done.stdout
+    assert "Spectral relevance profile" in done.stdout  # its table of shares per resolution branch
     for figure in ("perturbation_curves", "spectral_profile"):
         assert (out / f"{figure}.png").stat().st_size > 0 and (out / f"{figure}.pdf").is_file()
 
@@ -99,13 +100,14 @@ def test_the_randomisation_check_is_part_of_the_report(tiny_runs, tmp_path):
     run = tiny_runs["bce"][0]
     model = runs.load_model(run)
     report = quality.explanation_quality(run, split="train", patches=1, steps=2, random_seeds=(), classes="all",
-                                         conservation_presets=(), randomisation_patches=1, model=model)
+                                         conservation_presets=(), randomisation_patches=1, randomisation_steps=False,
+                                         model=model)  # the verdict step alone: the cascade is tests/explain's
     assert list(report["per_class"]) == list(CLASS_NAMES)  # every class, labelled or not
     r = report["randomisation"]
     assert r["classes"] == list(range(len(CLASS_NAMES)))
     kernels = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D | keras.layers.Dense)]
     assert sorted(r["order"]) == sorted(kernels) and r["order"][0] == "logits"
-    assert len(r["steps"]) == len(kernels) and r["passed"] in (True, False)
+    assert len(r["steps"]) == 1 and r["steps"][0]["randomised"] == r["order"] and r["passed"] in (True, False)
     files = quality.write_quality(report, tmp_path / "q")
     assert set(files) == {"json", "curves", "spectral", "randomisation"}
 

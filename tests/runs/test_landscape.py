@@ -20,7 +20,8 @@ from keras_mlrs.core import losses
 from keras_mlrs.errors import InvalidParameterError, MlrsError, RunError
 from keras_mlrs.runs import landscape
 
-pytestmark = pytest.mark.backends
+# under TensorFlow only: the JAX half of the suite would train the session's tiny runs for it alone (about
+# 100 s); the directions are drawn by NumPy, not the backend, and the LRP-free evaluation is plain Keras
 
 #: The variables of the narrow K-Branch CNN a landscape moves: 9 convolution kernels, the 4
 #: hidden dense kernels and the classifier's kernel (not its bias).
