@@ -469,12 +469,28 @@ def conservation(model, inputs, relevance, classes, logit_values=None) -> dict:
     all_logits = np.asarray(logits(model, inputs) if logit_values is None else logit_values, "float64")
     if all_logits.shape != (n, num_classes):
         raise ShapeMismatchError(f"logit_values must be [patches, classes] = {(n, num_classes)}; got {all_logits.shape}.")
-    z = all_logits[:, class_ids]
+    return {"classes": class_ids, **conservation_errors(all_logits[:, class_ids], total)}
+
+
+def conservation_errors(logit, total) -> dict:
+    """Per heatmap, from the explained logits and the sums of their relevance (arrays of one
+    shape): ``"logit"``, ``"sum"``, ``"abs_error"``, ``"rel_error"`` and ``"bias_share"``
+    (NaN where the logit is 0), float64."""
+    z, total = np.asarray(logit, "float64"), np.asarray(total, "float64")
     error = np.abs(total - z)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(z != 0, error / np.abs(z), np.nan)
         share = np.where(z != 0, 1 - total / z, np.nan)
-    return {"classes": class_ids, "logit": z, "sum": total, "abs_error": error, "rel_error": rel, "bias_share": share}
+    return {"logit": z, "sum": total, "abs_error": error, "rel_error": rel, "bias_share": share}
+
+
+def conservation_summary(errors: dict) -> dict:
+    """Means and maxima of :func:`conservation_errors` over the heatmaps, undefined values
+    (zero logits) skipped: ``"mean_abs_error"``, ``"max_abs_error"``, ``"mean_rel_error"``,
+    ``"max_rel_error"``, ``"mean_bias_share"``."""
+    return {"mean_abs_error": _mean(errors["abs_error"]), "max_abs_error": _max(errors["abs_error"]),
+            "mean_rel_error": _mean(errors["rel_error"]), "max_rel_error": _max(errors["rel_error"]),
+            "mean_bias_share": _mean(errors["bias_share"])}
 
 
 def _max(values):
@@ -503,17 +519,13 @@ def conservation_report(model, inputs, classes, presets=None, dtype: str = "floa
     out = {}
     for name in names:
         relevance = lrp(model, inputs, class_ids, preset=name, batch_size=batch_size, dtype=dtype)
-        c = conservation(model, inputs, relevance, class_ids, logit_values=z)
-        out[name] = {
-            "mean_abs_error": _mean(c["abs_error"]), "max_abs_error": _max(c["abs_error"]),
-            "mean_rel_error": _mean(c["rel_error"]), "max_rel_error": _max(c["rel_error"]),
-            "mean_bias_share": _mean(c["bias_share"]),
-        }
+        out[name] = conservation_summary(conservation(model, inputs, relevance, class_ids, logit_values=z))
     return {"classes": class_ids, "heatmaps": int(z.shape[0] * len(class_ids)), "presets": out}
 
 
 __all__ = [
-    "BATCHNORM", "DEFAULT_THRESHOLD", "METRICS", "MODES", "cascade_order", "conservation", "conservation_report",
+    "BATCHNORM", "DEFAULT_THRESHOLD", "METRICS", "MODES", "cascade_order", "conservation", "conservation_errors",
+    "conservation_report", "conservation_summary",
     "gaussian_window", "heatmaps_of", "layer_seed", "logits", "randomisation_check", "randomise_layers",
     "randomised_copy", "rank", "similarities", "spearman", "ssim",
 ]

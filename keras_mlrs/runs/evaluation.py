@@ -165,6 +165,26 @@ def evaluation_data(model, source=None, split: str = "test", data=None, split_sc
     return ds, patches.path, patches.names(split)
 
 
+def in_memory(dataset, patches: int | None = None):
+    """The batches of ``dataset`` (``(inputs, multi_hot)``) as one ``(inputs, labels)`` pair
+    of numpy arrays, the first ``patches`` only when given."""
+    xs, ys, held = [], [], 0
+    for x, y in dataset:
+        x, y = keras.tree.map_structure(np.asarray, x), np.asarray(y, np.float32)
+        if patches is not None and held + len(y) > patches:
+            keep = patches - held
+            x, y = keras.tree.map_structure(lambda a, k=keep: a[:k], x), y[:keep]
+        xs.append(x)
+        ys.append(y)
+        held += len(y)
+        if patches is not None and held >= patches:
+            break
+    if not ys:
+        return None, np.zeros((0, 0), np.float32)
+    inputs = keras.tree.map_structure(lambda *parts: np.concatenate(parts), *xs)
+    return inputs, np.concatenate(ys)
+
+
 def run_data(run_dir):
     """The data source the run directory ``run_dir`` was trained (and is evaluated) on."""
     cfg = RunDirectory(run_dir).config()

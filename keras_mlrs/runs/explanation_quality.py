@@ -33,7 +33,7 @@ from keras_mlrs.files import (
 )
 from keras_mlrs.models import input_layout
 from keras_mlrs.runs.directory import RunDirectory, load_model
-from keras_mlrs.runs.evaluation import checkpoint_title, evaluation_data
+from keras_mlrs.runs.evaluation import checkpoint_title, evaluation_data, in_memory
 from keras_mlrs.runs.thresholds import decision_rule
 
 #: What :func:`write_quality` marks its folder as (see :func:`keras_mlrs.files.atomic_folder`).
@@ -54,18 +54,10 @@ def split_patches(model, run_dir, split: str, patches: int, data=None):
     model inputs (batched, the model's layout), multi-hot labels ``uint8 [N, 19]`` and names
     (None where the data does not list them)."""
     ds, _, names = evaluation_data(model, run_dir, split, data=data, batch_size=min(patches, 64))
-    xs, ys, n = [], [], 0
-    for x, y in ds:
-        xs.append(keras.tree.map_structure(np.asarray, x))
-        ys.append(np.asarray(y))
-        n += len(ys[-1])
-        if n >= patches:
-            break
-    if not xs:
+    inputs, labels = in_memory(ds, patches)
+    if not len(labels):
         raise InvalidParameterError(f"the {split} split holds no patch; choose a split with patches.")
-    inputs = keras.tree.map_structure(lambda *a: np.concatenate(a)[:patches], *xs)
-    labels = np.concatenate(ys)[:patches].astype(np.uint8)
-    return inputs, labels, None if names is None else list(names[: len(labels)])
+    return inputs, labels.astype(np.uint8), None if names is None else list(names[: len(labels)])
 
 
 def _take(inputs, rows):
@@ -162,7 +154,8 @@ def explanation_quality(run_dir, data=None, split: str = "test", patches: int = 
     heatmap_rows = [(i, c) for i in explained for c in wanted[i]]
     z = np.asarray([logits[i, c] for i, c in heatmap_rows])
     total = np.asarray([sums[i, c] for i, c in heatmap_rows])
-    conservation = {"preset": preset, "heatmaps": len(heatmap_rows), **_conservation_numbers(z, total)}
+    conservation = {"preset": preset, "heatmaps": len(heatmap_rows),
+                    **sanity.conservation_summary(sanity.conservation_errors(z, total))}
     if conservation_presets:
         say(f"comparing the conservation of {len(conservation_presets)} presets")
         first = explained[:_CHUNK]
@@ -198,24 +191,6 @@ def explanation_quality(run_dir, data=None, split: str = "test", patches: int = 
                        "forward_passes_per_s": timing["forward_passes"] / timing["forward_seconds"]
                        if timing["forward_seconds"] > 0 else None},
     }
-
-
-def _conservation_numbers(z, total) -> dict:
-    error = np.abs(total - z)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(z != 0, error / np.abs(z), np.nan)
-        share = np.where(z != 0, 1 - total / z, np.nan)
-
-    def mean(a):
-        a = a[np.isfinite(a)]
-        return float(a.mean()) if a.size else None
-
-    def top(a):
-        a = a[np.isfinite(a)]
-        return float(a.max()) if a.size else None
-
-    return {"mean_abs_error": mean(error), "max_abs_error": top(error), "mean_rel_error": mean(rel),
-            "max_rel_error": top(rel), "mean_bias_share": mean(share)}
 
 
 def curves_figure(reports: dict, path, title: str = ""):

@@ -67,7 +67,7 @@ from keras_mlrs.files import (
     save_figure,
 )
 from keras_mlrs.runs.directory import RunDirectory, load_model, run_names
-from keras_mlrs.runs.evaluation import checkpoint_title, evaluation_data, evaluation_set
+from keras_mlrs.runs.evaluation import checkpoint_title, evaluation_data, evaluation_set, in_memory
 from keras_mlrs.version import __version__
 
 #: The kind of the folders :func:`save_landscape` writes (their owner mark).
@@ -178,26 +178,6 @@ def architecture(model) -> str:
 
 
 # -- evaluation ---------------------------------------------------------------------------------
-def in_memory(dataset, patches: int | None = None):
-    """The batches of ``dataset`` (``(inputs, multi_hot)``) as one ``(inputs, labels)`` pair
-    of numpy arrays, the first ``patches`` only when given."""
-    xs, ys, held = [], [], 0
-    for x, y in dataset:
-        x, y = keras.tree.map_structure(np.asarray, x), np.asarray(y, np.float32)
-        if patches is not None and held + len(y) > patches:
-            keep = patches - held
-            x, y = keras.tree.map_structure(lambda a, k=keep: a[:k], x), y[:keep]
-        xs.append(x)
-        ys.append(y)
-        held += len(y)
-        if patches is not None and held >= patches:
-            break
-    if not ys:
-        return None, np.zeros((0, 0), np.float32)
-    inputs = keras.tree.map_structure(lambda *parts: np.concatenate(parts), *xs)
-    return inputs, np.concatenate(ys)
-
-
 def evaluate_landscape(model, inputs, labels, loss, rule, directions: list, alphas, betas=None,
                        batch_size: int = 256, progress=None) -> dict:
     """``model`` (its weights θ) evaluated at ``θ + α δ`` for each ``α`` of ``alphas``, or at
@@ -540,6 +520,6 @@ def run_landscape(run_dir, out_dir=None, json_path=None, **options) -> dict:
 
 
 __all__ = ["DEFAULT_POINTS", "FIGURE", "KIND", "RESULT", "architecture", "check_options", "contour_figure", "draw",
-           "evaluate_landscape", "filter_norms", "filter_normalise", "grid", "in_memory", "landscape",
+           "evaluate_landscape", "filter_norms", "filter_normalise", "grid", "landscape",
            "landscape_figure", "landscape_folder", "landscapes", "perturbed", "random_directions", "run_landscape",
            "save_landscape"]
