@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import textwrap
 from pathlib import Path
 
 from keras_mlrs.errors import OutputError
@@ -244,6 +245,12 @@ def pyplot():
     import matplotlib.pyplot as plt  # after choosing the backend
 
     return plt
+
+
+def wrap_text(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters at spaces (long words and
+    hyphenated ones kept whole), for figure titles and labels."""
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)) or text
 
 
 #: The resolution of every PNG figure keras-mlrs writes.

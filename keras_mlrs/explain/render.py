@@ -27,14 +27,13 @@ percentiles of the three bands' values together
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from keras_mlrs.data.tiff import write_geotiff
 from keras_mlrs.explain.heatmaps import RGB_STRETCH_LABEL
-from keras_mlrs.files import FigureFiles, atomic_output, pyplot, save_figure
+from keras_mlrs.files import FigureFiles, atomic_output, pyplot, save_figure, wrap_text
 
 #: The diverging colour map of every heatmap (white at zero on a symmetric scale).
 COLOUR_MAP = "bwr"
@@ -52,10 +51,6 @@ def colour_limits(heatmaps, per_panel: bool = False) -> list[float]:
     return [p or 1.0 for p in peaks]
 
 
-def _wrap(text: str, width: int) -> str:
-    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)) or text
-
-
 def _title_lines(title: str, width: int) -> str:
     """``title`` in lines of at most ``width`` characters, a long line broken after its
     first ": " when both halves fit (the subject, then the runs), else at spaces."""
@@ -65,7 +60,7 @@ def _title_lines(title: str, width: int) -> str:
         if len(line) > width and sep and len(head) < width and len(rest) <= width:
             lines += [head + ":", rest]
         else:
-            lines.append(_wrap(line, width))
+            lines.append(wrap_text(line, width))
     return "\n".join(lines)
 
 
@@ -86,7 +81,7 @@ def _grid(cells, row_labels, column_titles, rgb_rows, title, note, per_panel_sca
         axs[0].imshow(rgb, interpolation="nearest")
         axs[0].set_ylabel(label, fontsize=9)
         if r == 0:
-            axs[0].set_title("RGB composite\n" + _wrap(RGB_STRETCH_LABEL, 24), fontsize=8.5)
+            axs[0].set_title("RGB composite\n" + wrap_text(RGB_STRETCH_LABEL, 24), fontsize=8.5)
         drawn.append([])
         for ax, cell, heading in zip(axs[1:], row, column_titles):
             if r == 0:
@@ -121,7 +116,7 @@ def _grid(cells, row_labels, column_titles, rgb_rows, title, note, per_panel_sca
         bars.append(bar.ax.get_ylabel())
     scale = ("each panel on its own symmetric scale" if per_panel_scale
              else "one symmetric colour scale shared by every panel")
-    fig.supxlabel(_wrap(f"red: evidence for the class, blue: against; {scale}" + (f"; {note}" if note else ""),
+    fig.supxlabel(wrap_text(f"red: evidence for the class, blue: against; {scale}" + (f"; {note}" if note else ""),
                         int(width * 16)), fontsize=8, color="0.25")
     fig.suptitle(_title_lines(title, int(width * 12)), fontsize=10.5)
     return save_figure(fig, path, title=title, info={
@@ -159,7 +154,7 @@ def heatmap_figure(explanations, path, title: str | None = None, per_panel_scale
         cells.append(row)
     models = ", ".join(dict.fromkeys(e.model for e in explanations))
     title = title or f"LRP ({first.preset}) of patch {first.patch} by {models}"
-    return _grid(cells, [f"{e.model}\n{e.preset}" for e in explanations], [_wrap(names[c], 22) for c in classes],
+    return _grid(cells, [f"{e.model}\n{e.preset}" for e in explanations], [wrap_text(names[c], 22) for c in classes],
                  [e.rgb for e in explanations], title, f"heatmaps: relevance summed over the {first.bands_label}",
                  per_panel_scale, path)
 

@@ -34,6 +34,7 @@ from keras_mlrs.files import (
 from keras_mlrs.models import input_layout
 from keras_mlrs.runs.directory import RunDirectory, load_model
 from keras_mlrs.runs.evaluation import checkpoint_title, evaluation_data, in_memory
+from keras_mlrs.runs.plots import run_colours
 from keras_mlrs.runs.thresholds import decision_rule
 
 #: What :func:`write_quality` marks its folder as (see :func:`keras_mlrs.files.atomic_folder`).
@@ -135,7 +136,7 @@ def explanation_quality(run_dir, data=None, split: str = "test", patches: int = 
     for start in range(0, len(explained), _CHUNK):
         rows = explained[start: start + _CHUNK]
         began = time.perf_counter()
-        r = analyzer(_take(inputs, rows), every)  # every class in one pass: the sums and profiles need no more
+        r = analyzer(_take(inputs, rows), every)  # all 19 each time: one compiled shape, where each chunk's own classes would retrace
         lrp_seconds += time.perf_counter() - began
         relevance = []
         for k, i in enumerate(rows):
@@ -199,7 +200,7 @@ def curves_figure(reports: dict, path, title: str = ""):
     random dashed, LeRF dotted, one colour per report, AOPC in the legend."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.6 + 0.25 * len(reports)), layout="constrained")
-    colours = plt.get_cmap("tab10").colors
+    colours = run_colours(plt, len(reports))
     styles = {"morf": ("-", "most relevant first (LRP order)", "aopc_lrp"),
               "random": ("--", "random order", "aopc_random"),
               "lerf": (":", "least relevant first (LRP order)", "aopc_lerf")}
@@ -208,7 +209,7 @@ def curves_figure(reports: dict, path, title: str = ""):
         for order, (style, label, key) in styles.items():
             if order in report["curves"]:
                 prefix = f"{name}: " if len(reports) > 1 else ""
-                ax.plot(fractions, report["curves"][order], style, color=colours[k % len(colours)], lw=1.6,
+                ax.plot(fractions, report["curves"][order], style, color=colours[k], lw=1.6,
                         label=f"{prefix}{label}: AOPC {report['mean'][key]:.3f}")
     ax.axhline(0, color="0.6", lw=0.8)
     ax.set_xlabel("share of the patch replaced by the baseline (%)")

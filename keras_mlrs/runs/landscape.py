@@ -48,7 +48,6 @@ output folder (``<run>/landscape-<split>`` by default, :func:`landscape_folder`)
 import hashlib
 import json
 import math
-import textwrap
 from pathlib import Path
 
 import keras
@@ -65,9 +64,11 @@ from keras_mlrs.files import (
     check_replaceable,
     pyplot,
     save_figure,
+    wrap_text,
 )
 from keras_mlrs.runs.directory import RunDirectory, load_model, run_names
 from keras_mlrs.runs.evaluation import checkpoint_title, evaluation_data, evaluation_set, in_memory
+from keras_mlrs.runs.plots import run_colours
 from keras_mlrs.version import __version__
 
 #: The kind of the folders :func:`save_landscape` writes (their owner mark).
@@ -322,11 +323,6 @@ def landscapes(run_dirs, **options) -> dict:
 
 
 # -- figures ------------------------------------------------------------------------------------
-def _colours(plt, n: int) -> list:
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
-    return [cmap(i % cmap.N) for i in range(n)]
-
-
 def _grid_sentence(result: dict) -> str:
     lines = "one filter-normalised random direction" if result["directions"] == 1 else \
         "two filter-normalised random directions"
@@ -356,7 +352,7 @@ def landscape_figure(results: dict, path, title: str | None = None) -> FigureFil
     plt = pyplot()
     fig, (loss_ax, f1_ax) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
     values = []
-    for colour, (name, r) in zip(_colours(plt, len(results)), results.items()):
+    for colour, (name, r) in zip(run_colours(plt, len(results)), results.items()):
         alphas = np.asarray(r["alphas"])
         centre = (len(alphas) - 1) // 2
         loss = np.array([np.nan if v is None else v for v in r["loss_values"]], np.float64)
@@ -386,7 +382,7 @@ def landscape_figure(results: dict, path, title: str | None = None) -> FigureFil
     f1_ax.set_ylim(-0.02, 1.02)
     from matplotlib.lines import Line2D  # with pyplot, on its backend
 
-    handles = [Line2D([], [], color=c, linewidth=2.5, label=n) for c, n in zip(_colours(plt, len(results)), names)]
+    handles = [Line2D([], [], color=c, linewidth=2.5, label=n) for c, n in zip(run_colours(plt, len(results)), names)]
     handles.append(Line2D([], [], color="white", marker="*", markersize=12, markerfacecolor="0.6",
                           markeredgecolor="black", label="trained weights (α = 0)"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=9, frameon=False)
@@ -401,13 +397,9 @@ def landscape_figure(results: dict, path, title: str | None = None) -> FigureFil
         shared = "" if len(results) == 1 else ("; the same directions for every run" if same else
                                                "; architectures differ, so their directions do too")
         title = f"{head}\n{_grid_sentence(first)}{shared}; the L2 penalty left out"
-    fig.suptitle("\n".join(_wrap(line, 120) for line in title.split("\n")), fontsize=11)
+    fig.suptitle("\n".join(wrap_text(line, 120) for line in title.split("\n")), fontsize=11)
     return save_figure(fig, path, title=title, info={
         "runs": names, "seed": first["seed"], "loss_scale": "log" if log else "linear", "same_directions": same})
-
-
-def _wrap(text: str, width: int) -> str:
-    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)) or text
 
 
 def contour_figure(result: dict, path, title: str | None = None) -> FigureFiles:
@@ -456,7 +448,7 @@ def contour_figure(result: dict, path, title: str | None = None) -> FigureFiles:
     if title is None:
         title = (f"Loss landscape of {result['name']} ({checkpoint_title(result['checkpoint'])}) on the "
                  f"{result['split']} split\n{_grid_sentence(result)}; the L2 penalty left out")
-    fig.suptitle("\n".join(_wrap(line, 120) for line in title.split("\n")), fontsize=11)
+    fig.suptitle("\n".join(wrap_text(line, 120) for line in title.split("\n")), fontsize=11)
     return save_figure(fig, path, title=title, info={
         "loss_range": [float(finite.min()), float(finite.max())] if finite.size else None,
         "f1_range": [float(np.nanmin(f1)), float(np.nanmax(f1))], "levels": levels})

@@ -8,18 +8,17 @@ whose ``info`` says what was drawn.
 """
 
 import math
-import textwrap
 
 from keras_mlrs.bigearthnet import CLASS_NAMES
 from keras_mlrs.core.metrics import STUDY_AVERAGES
 from keras_mlrs.errors import choose
-from keras_mlrs.files import FigureFiles, pyplot, save_figure
+from keras_mlrs.files import FigureFiles, pyplot, save_figure, wrap_text
 
 #: How the learning curves draw the two splits.
 TRAINING_STYLE, VALIDATION_STYLE = "--", "-"
 
 
-def _colours(plt, n: int) -> list:
+def run_colours(plt, n: int) -> list:
     """One colour per run: matplotlib's ten, or twenty for more runs."""
     cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
     return [cmap(i % cmap.N) for i in range(n)]
@@ -27,10 +26,6 @@ def _colours(plt, n: int) -> list:
 
 def _values(history, key) -> list[float]:
     return [float(row[key]) if row.get(key) is not None else math.nan for row in history]
-
-
-def _wrap(text: str, width: int) -> str:
-    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)) or text
 
 
 def _epochs_sentence(histories: dict, best_epochs: dict) -> str:
@@ -65,7 +60,7 @@ def learning_curves(histories: dict, path, average: str = "samples", target: flo
     longest = max((len(h) for h in histories.values()), default=0)
     marker = "o" if longest < 30 else None
     drawn, losses = {}, []
-    for colour, (name, history) in zip(_colours(plt, len(histories)), histories.items()):
+    for colour, (name, history) in zip(run_colours(plt, len(histories)), histories.items()):
         epochs = [row["epoch"] for row in history]
         drawn[name] = []
         for ax, keys in ((loss_ax, ("loss", "val_loss")), (f1_ax, (f"f1_{average}", f"val_f1_{average}"))):
@@ -97,7 +92,7 @@ def learning_curves(histories: dict, path, average: str = "samples", target: flo
     f1_ax.set_title(f"F1 ({average})", fontsize=10)
     f1_ax.set_ylim(-0.02, 1.02)
 
-    runs = [Line2D([], [], color=c, linewidth=2.5, label=n) for c, n in zip(_colours(plt, len(histories)), histories)]
+    runs = [Line2D([], [], color=c, linewidth=2.5, label=n) for c, n in zip(run_colours(plt, len(histories)), histories)]
     fig.legend(handles=runs, loc="outside right upper", fontsize=9, frameon=False, title="run", title_fontsize=9)
     handles = [Line2D([], [], color="black", linestyle=TRAINING_STYLE, marker=marker, fillstyle="none",
                       label="training split"),
@@ -111,7 +106,7 @@ def learning_curves(histories: dict, path, average: str = "samples", target: flo
     names = ", ".join(histories)
     title = title or (f"Learning curves of {names}\ntraining and validation splits, every epoch; "
                       f"{_epochs_sentence(histories, best_epochs)}")
-    fig.suptitle("\n".join(_wrap(line, 120) for line in title.split("\n")), fontsize=11)
+    fig.suptitle("\n".join(wrap_text(line, 120) for line in title.split("\n")), fontsize=11)
     return save_figure(fig, path, title=title, info={
         "runs": list(histories), "series": drawn, "target": target, "loss_scale": "log" if log else "linear"})
 
@@ -159,7 +154,7 @@ def per_class_f1(reports: dict, path, train_support=None, title: str | None = No
     fig, ax = plt.subplots(figsize=(9.5, per_class * len(CLASS_NAMES) + 1.9), layout="constrained")
     height = 0.82 / n
     empty = []
-    for i, (name, colour) in enumerate(zip(names, _colours(plt, n))):
+    for i, (name, colour) in enumerate(zip(names, run_colours(plt, n))):
         ys, values = [], []
         for pos, c in enumerate(order):
             y = pos - 0.41 + height * (i + 0.5)
@@ -176,7 +171,7 @@ def per_class_f1(reports: dict, path, train_support=None, title: str | None = No
             ax.text(0.01, pos, f"no {split_word} patch: F1 undefined", va="center", fontsize=8, style="italic",
                     color="0.35")
             empty.append(c)
-    ax.set_yticks(range(len(order)), [_wrap(c, 38) for c in order], fontsize=8)
+    ax.set_yticks(range(len(order)), [wrap_text(c, 38) for c in order], fontsize=8)
     for label, c in zip(ax.get_yticklabels(), order):
         if c in empty:
             label.set_color("0.45")
@@ -198,7 +193,7 @@ def per_class_f1(reports: dict, path, train_support=None, title: str | None = No
     if n > 1:
         fig.legend(loc="outside lower center", ncol=min(n, 4), fontsize=9, frameon=False)
     title = title or (f"F1 per class: {', '.join(names)}" + (f" on the {split} split" if split else ""))
-    fig.suptitle("\n".join(_wrap(line, 110) for line in title.split("\n")), fontsize=11)
+    fig.suptitle("\n".join(wrap_text(line, 110) for line in title.split("\n")), fontsize=11)
     drawn = [t.get_text().replace("\n", " ") for t in ax.get_yticklabels()]
     return save_figure(fig, path, title=title, info={
         "classes": drawn, "ordered_by": ordered_by, "no_test_patch": empty, "support_labels": labels})
