@@ -90,7 +90,7 @@ def train_command(
     num_processes: int = typer.Option(None, "--num-processes", min=1, help="multiprocess: the number of processes (or MLRS_NUM_PROCESSES)."),
     process_id: int = typer.Option(None, "--process-id", min=0, help="multiprocess: this process's index, 0 for the coordinator (or MLRS_PROCESS_ID)."),
     connect_timeout: int = typer.Option(None, "--connect-timeout", min=1, help="multiprocess: seconds to wait for the other processes (default 120)."),
-    pipeline: str = typer.Option(None, "--pipeline", help="auto (default: tf.data when TensorFlow is installed), tf.data, or numpy (prepared shards, no TensorFlow)."),
+    pipeline: str = typer.Option(None, "--pipeline", help="auto (default: tf.data when TensorFlow is installed; numpy for prepared shards under PyTorch), tf.data, or numpy (prepared shards, no TensorFlow)."),
     upsampling: str = typer.Option(None, "--upsampling", help="nearest (default) or bilinear, for stacked-layout models."),
     config: Path = typer.Option(None, "--config", help="TOML file with any of these options (the command line overrides it)."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Run directory (default runs/<loss>-<date>-<time>)."),

@@ -14,8 +14,13 @@ names, and checks parameters against the entry's own.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import inspect
+import json
+import os
+import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Generic, TypeVar
 
 
@@ -79,6 +84,40 @@ class InnvestigateError(MlrsError):
 
 class HubError(MlrsError):
     """A Hub repository, model card or upload that cannot be used as asked."""
+
+
+#: The Keras backends keras-mlrs runs on, and the package that installs each.
+BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def check_backend() -> str:
+    """The Keras backend that ``import keras`` will load (``KERAS_BACKEND``, else Keras'
+    configuration file, else TensorFlow), or a one-line :class:`MlrsError` naming the
+    install command when it is not one keras-mlrs runs on or is not installed. Nothing is
+    imported to find out: a missing backend otherwise fails deep inside ``import keras``."""
+    keras = sys.modules.get("keras")
+    if keras is not None and hasattr(keras, "backend"):
+        name = keras.backend.backend()
+    else:
+        name = os.environ.get("KERAS_BACKEND")
+        if not name:
+            home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+            try:
+                name = json.loads((home / "keras.json").read_text()).get("backend")
+            except (OSError, ValueError, AttributeError):
+                name = None
+        name = name or "tensorflow"
+    if name not in BACKENDS:
+        raise MlrsError(f"KERAS_BACKEND={name!r} is not a backend keras-mlrs runs on; set it to tensorflow, jax "
+                        "or torch.")
+    try:
+        installed = importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        installed = False
+    if not installed:
+        raise MlrsError(f"the Keras backend {name} (KERAS_BACKEND) is not installed: `pip install "
+                        f"{BACKENDS[name]}`, or choose another with KERAS_BACKEND={'|'.join(b for b in BACKENDS if b != name)}.")
+    return name
 
 
 def printable(text) -> str:

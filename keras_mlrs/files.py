@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import textwrap
+import zipfile
 from pathlib import Path
 
 from keras_mlrs.errors import OutputError
@@ -93,10 +94,51 @@ def atomic_write_text(path, text: str) -> Path:
 
 
 def atomic_save_model(model, path) -> Path:
-    """``model.save(path)`` atomically (see :class:`atomic_output`)."""
+    """:func:`save_model` to ``path`` atomically (see :class:`atomic_output`)."""
     with atomic_output(path) as tmp:
-        model.save(tmp)
+        save_model(model, tmp)
     return Path(path)
+
+
+def save_model(model, path, zipped: bool = True) -> Path:
+    """``model.save(path)`` (a ``.keras`` file, or when not ``zipped`` a folder in Keras'
+    layout) that loads under every Keras backend: under PyTorch, Keras compiles a model
+    with its own subclass of each built-in optimizer and names that subclass's module
+    (``keras.src.backend.torch.optimizers...``), which cannot be imported under another
+    backend; the file names the public class (``keras.optimizers``) instead, as a model saved
+    under TensorFlow or JAX does. The optimizer's variables are the same on every backend."""
+    path = Path(path)
+    model.save(path, zipped=zipped)
+    if zipped:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read(MODEL_CONFIG))
+            if _neutral_optimizer(config):
+                entries = [(info, archive.read(info)) for info in archive.infolist()]
+            else:
+                entries = None
+        if entries is not None:
+            with zipfile.ZipFile(path, "w") as archive:
+                for info, content in entries:
+                    archive.writestr(info, json.dumps(config) if info.filename == MODEL_CONFIG else content)
+    else:
+        config = json.loads((path / MODEL_CONFIG).read_text())
+        if _neutral_optimizer(config):
+            (path / MODEL_CONFIG).write_text(json.dumps(config))
+    return path
+
+
+#: The model's configuration in a saved Keras model (the zip's entry, or the folder's file).
+MODEL_CONFIG = "config.json"
+
+
+def _neutral_optimizer(config: dict) -> bool:
+    """Name the public optimizer class in a saved model's ``config`` (in place); whether it
+    changed anything."""
+    optimizer = (config.get("compile_config") or {}).get("optimizer")
+    if isinstance(optimizer, dict) and str(optimizer.get("module", "")).startswith("keras.src.backend."):
+        optimizer["module"] = "keras.optimizers"
+        return True
+    return False
 
 
 def _files(folder: Path) -> list[str]:

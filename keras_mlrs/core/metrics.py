@@ -116,7 +116,7 @@ class _MultiLabelMetric(keras.metrics.Metric):
         return self.add_variable(name=name, shape=shape, initializer="zeros", dtype="float32")
 
     def _add(self, variable, value):
-        variable.assign(variable.value + value)
+        variable.assign_add(value)
 
     def reset_state(self):
         for v in self.variables:
@@ -457,6 +457,11 @@ class AveragePrecision(_MultiLabelMetric):
             return ops.zeros(()) if self.average != "none" else ops.zeros((0,))
         # eagerly, only the rows written (sorting the empty ones costs seconds for nothing);
         # traced (a compiled metric), every row: the unwritten ones have weight 0
+        if getattr(self.count.value, "is_meta", False):
+            # PyTorch's shape inference (tensors without data), which the segment sums below
+            # do not support; a failed attempt would leave its state updates behind in Keras'
+            # eager retry
+            return ops.zeros(()) if self.average != "none" else ops.zeros((self.num_classes,))
         written = _known_int(self.count.value)
         n = self.max_samples if written is None else max(1, min(written, self.max_samples))
         s, y, w = self.scores.value[:n], self.labels.value[:n], self.weights.value[:n]

@@ -106,8 +106,9 @@ def load(
             under ``tf.distribute`` the dataset is auto-sharded by file instead.
         pipeline: ``"tf.data"``; ``"numpy"`` (prepared shards only: NumPy batches through
             Keras' backend-neutral ``PyDataset``, no TensorFlow needed; ``shuffle_buffer``,
-            ``cache`` and ``shard`` do not apply, ``repeat`` is refused); ``"auto"`` (default)
-            is ``tf.data`` when TensorFlow can be imported, else ``numpy``.
+            ``cache`` and ``shard`` do not apply, ``repeat`` is refused); ``"auto"`` (default,
+            :func:`resolve_pipeline`) is ``tf.data`` when TensorFlow can be imported, else
+            ``numpy``; for prepared shards under PyTorch, ``numpy``.
         process: for the ``numpy`` pipeline, ``(count, index)``: this process's equal part of
             every global batch of ``batch_size`` (multi-process data parallelism; see
             :mod:`keras_mlrs.data.shards.batches`).
@@ -126,8 +127,7 @@ def load(
         split_seed = (0 if seed is None else seed) if split_seed is None else split_seed
         source = open_source(path, split_scheme, split_seed, fractions)
     shuffle = split == "train" if shuffle is None else shuffle
-    if pipeline == "auto":
-        pipeline = "tf.data" if tensorflow_available() else "numpy"
+    pipeline = resolve_pipeline(pipeline, source)
     if pipeline == "numpy" or process is not None or multiple > 1:
         return _numpy_batches(source, split, int(batch_size), shuffle, seed, drop_remainder, layout, upsampling,
                               repeat, process, multiple)
@@ -141,6 +141,21 @@ def load(
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
     options.deterministic = seed is not None or not shuffle
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def resolve_pipeline(pipeline: str, source: Source) -> str:
+    """The pipeline ``auto`` stands for: ``tf.data`` when TensorFlow can be imported, except for
+    prepared shards under PyTorch, which get ``numpy`` (a PyTorch process then loads no
+    TensorFlow); ``numpy`` when TensorFlow is missing."""
+    choose("pipeline", pipeline, PIPELINES)
+    if pipeline != "auto":
+        return pipeline
+    if isinstance(source, PreparedShards):
+        import keras  # the backend decides; either pipeline feeds Keras (PyDataset or tf.data) anyway
+
+        if keras.backend.backend() == "torch":
+            return "numpy"
+    return "tf.data" if tensorflow_available() else "numpy"
 
 
 def tensorflow_available() -> bool:
@@ -181,4 +196,5 @@ def _stacked(groups, method):
     return out
 
 
-__all__ = ["LAYOUTS", "PIPELINES", "SOURCES", "detect_format", "load", "open_source", "tensorflow_available"]
+__all__ = ["LAYOUTS", "PIPELINES", "SOURCES", "detect_format", "load", "open_source", "resolve_pipeline",
+           "tensorflow_available"]

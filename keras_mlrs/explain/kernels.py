@@ -1,7 +1,8 @@
 """The backend side of LRP: the few operations that are not plain ``keras.ops``.
 
-:func:`vjp` (the backward pass of one operation) and :func:`compile_function` (``jax.jit``
-or ``tf.function``) are the only backend-specific code of the engine; the rest here is the
+:func:`vjp` (the backward pass of one operation) and :func:`compile_function` (``jax.jit``,
+``tf.function``, or PyTorch's eager mode without autograd) are the only backend-specific code
+of the engine; the rest here is the
 forward and transposed linear map of a kernel layer (:class:`KernelView`), with faster
 forms of the transposed convolution for stride 1.
 """
@@ -22,8 +23,19 @@ def kernel_apply(layer, x, kernel, bias=None):
         z = ops.conv(x, kernel, strides=layer.strides, padding=layer.padding,
                      data_format="channels_last", dilation_rate=layer.dilation_rate)
     else:
-        z = ops.matmul(x, kernel)
+        z = matmul(x, kernel)
     return z if bias is None else z + bias
+
+
+def matmul(a, b):
+    """``ops.matmul`` in the operands' dtype. Under PyTorch, Keras 3.15 computes a product of
+    float64 tensors in float32 (its ``result_type`` reads PyTorch's dtype objects as the
+    default float), which float64 LRP must not."""
+    if keras.backend.backend() == "torch":
+        import torch  # the backend in use, and only it
+
+        return torch.matmul(a, b)
+    return ops.matmul(a, b)
 
 
 def call_layer(layer, args):
@@ -45,7 +57,15 @@ def vjp(fn, primals: list, cotangent) -> list:
             tape.watch(primals)
             out = fn(*primals)
         return tape.gradient(out, primals, output_gradients=cotangent)
-    raise UnsupportedModelError(f"LRP runs on the tensorflow and jax backends, not '{backend}'; set KERAS_BACKEND.")
+    if backend == "torch":
+        import torch  # the backend in use, and only it
+
+        with torch.enable_grad():
+            primals = [p.detach().requires_grad_(True) for p in primals]
+            out = fn(*primals)
+            return list(torch.autograd.grad(out, primals, grad_outputs=cotangent, allow_unused=True))
+    raise UnsupportedModelError(f"LRP runs on the tensorflow, jax and torch backends, not '{backend}'; set "
+                                "KERAS_BACKEND.")
 
 
 def _quiet_retracing(record) -> bool:
@@ -55,7 +75,8 @@ def _quiet_retracing(record) -> bool:
 
 
 def compile_function(fn, jit: bool):
-    """``fn`` compiled for the backend: ``jax.jit``, or ``tf.function`` (XLA when ``jit``)."""
+    """``fn`` compiled for the backend: ``jax.jit``, ``tf.function`` (XLA when ``jit``), or under
+    PyTorch run eagerly with autograd off (``jit`` is refused there)."""
     backend = keras.backend.backend()
     if backend == "jax":
         import jax  # the backend in use, and only it
@@ -70,7 +91,16 @@ def compile_function(fn, jit: bool):
         # and skipping it makes tracing several times faster (same relevance, tested). The
         # shapes are static, so there is no reduce_retracing either.
         return tf.function(fn, jit_compile=bool(jit), autograph=False)
-    raise UnsupportedModelError(f"LRP runs on the tensorflow and jax backends, not '{backend}'; set KERAS_BACKEND.")
+    if backend == "torch":
+        import torch  # the backend in use, and only it
+
+        if jit:
+            raise InvalidParameterError("LRP under PyTorch runs eagerly; `jit=True` needs the jax or tensorflow "
+                                        "backend.")
+        # No autograd graph for the forward pass and the rules: only :func:`vjp` needs one.
+        return torch.no_grad()(fn)
+    raise UnsupportedModelError(f"LRP runs on the tensorflow, jax and torch backends, not '{backend}'; set "
+                                "KERAS_BACKEND.")
 
 
 def check_dtype(dtype: str) -> str:
@@ -183,8 +213,8 @@ class KernelView:
         self.tally[0] += multiply_adds(self.layer, s.shape)
         if isinstance(self.layer, keras.layers.Dense):
             if kernel is self.kernel and self.kernel_t is not None:
-                return ops.matmul(s, self.kernel_t)
-            return ops.matmul(s, ops.transpose(kernel))
+                return matmul(s, self.kernel_t)
+            return matmul(s, ops.transpose(kernel))
         lead = s.shape[:2]
         flat = ops.reshape(s, (-1, *s.shape[2:]))
         if tuple(self.layer.strides) == (1, 1):

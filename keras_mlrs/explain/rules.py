@@ -34,6 +34,18 @@ def safe_divide(a, b):
     return a / (b + SAFE_EPSILON * ops.cast(ops.equal(b, 0), b.dtype))
 
 
+def positive(x):
+    """``max(x, 0)`` in ``x``'s dtype (under PyTorch, Keras 3.15's ``ops.maximum`` returns
+    float32 for float64 operands, as its ``matmul`` does, see :func:`kernels.matmul`;
+    ``relu`` keeps the dtype)."""
+    return ops.relu(x)
+
+
+def negative(x):
+    """``min(x, 0)`` in ``x``'s dtype (see :func:`positive`)."""
+    return x - ops.relu(x)
+
+
 def divide(R, denominator):
     """``R / denominator`` for relevance held as a tensor or as :class:`Windows` (then the
     per-patch reciprocal scales its shares, nothing per class is made)."""
@@ -125,9 +137,9 @@ class AlphaBeta(Rule):
             )
 
     def relevance(self, layer, x, R):
-        xp, xn = ops.maximum(x, 0), ops.minimum(x, 0)
-        wp, wn = ops.maximum(layer.kernel, 0), ops.minimum(layer.kernel, 0)
-        bp, bn = ops.maximum(layer.bias, 0), ops.minimum(layer.bias, 0)
+        xp, xn = positive(x), negative(x)
+        wp, wn = positive(layer.kernel), negative(layer.kernel)
+        bp, bn = positive(layer.bias), negative(layer.bias)
 
         def part(w_for_xp, w_for_xn, b_same, b_other):
             """``b_same``: the bias part of this half's sign; ``b_other``: the other part."""
@@ -197,8 +209,8 @@ class Gamma(Rule):
             raise InvalidParameterError(f"Gamma rule: gamma must be >= 0, got {self.gamma}.")
 
     def relevance(self, layer, x, R):
-        kernel = layer.kernel + self.gamma * ops.maximum(layer.kernel, 0)
-        bias = layer.bias + self.gamma * ops.maximum(layer.bias, 0) if self.bias else None
+        kernel = layer.kernel + self.gamma * positive(layer.kernel)
+        bias = layer.bias + self.gamma * positive(layer.bias) if self.bias else None
         z = layer.forward(x, kernel, bias)
         return x * layer.transpose(safe_divide(R, z), kernel)
 

@@ -30,7 +30,7 @@ from keras_mlrs.core import metrics
 from keras_mlrs.data import read_patch
 from keras_mlrs.errors import HubError, choose
 from keras_mlrs.explain import heatmaps, render
-from keras_mlrs.files import OWNER_MARK, atomic_folder, check_replaceable
+from keras_mlrs.files import OWNER_MARK, atomic_folder, check_replaceable, save_model
 from keras_mlrs.hub.card import (
     CARD_KEY,
     IMAGES,
@@ -251,7 +251,7 @@ def export(run_dir, folder, repo: str, split: str = "test", license: str = LICEN
     config, state = run.config(), run.state()
     model = _publishable(model)
     with atomic_folder(folder, EXPORT_KIND) as staging:
-        keras.saving.save_model(model, staging / "model", zipped=False)
+        save_model(model, staging / "model", zipped=False)
         for item in (staging / "model").iterdir():
             if item.is_dir() and not any(item.iterdir()):
                 item.rmdir()  # the Hub keeps files, not empty folders

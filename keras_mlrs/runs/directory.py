@@ -3,7 +3,8 @@
 A run directory holds::
 
     config.toml          the exact configuration of the run (TrainConfig.from_toml reads it back)
-    state.json           completed epochs, per-epoch history, best epoch: the resume point
+    state.json           completed epochs, per-epoch history, best epoch, the Keras backend and
+                         the random generators' state: the resume point
     last.keras           the model after the last completed epoch: the study's model
     best.keras           the model of the epoch with the best validation sample-F1
     history.csv          per epoch: training loss and F1, validation loss and P/R/F1
@@ -295,6 +296,11 @@ def load_model(source, compile: bool = True, checkpoint: str | None = None):
                            f"({text.split(':')[0].strip()}); {DAMAGED}")
         if not text.startswith("Skipping variable loading for optimizer"):  # a model saved before its first step
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if keras.backend.backend() == "torch" and getattr(model, "compiled", False) and model.jit_compile:
+        # A model saved under JAX keeps its jit_compile=True, which PyTorch takes for
+        # torch.compile: some 15 s of compiling before a one-batch evaluation. Keras' own
+        # choice under PyTorch is eager.
+        model.jit_compile = False
     return model
 
 

@@ -109,13 +109,14 @@ class Parallelism:
 def check_backend(distribute: str) -> None:
     """A one-line error when ``distribute`` needs another Keras backend."""
     needed = BACKEND.get(distribute)
-    if needed is not None and keras.backend.backend() != needed:
-        names = {"tensorflow": "TensorFlow", "jax": "JAX"}
-        other = "multiprocess or data_parallel" if needed == "tensorflow" else "mirrored"
+    backend = keras.backend.backend()
+    if needed is not None and backend != needed:
+        names = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+        other = {"tensorflow": "mirrored", "jax": "multiprocess or data_parallel"}.get(backend)
         raise InvalidParameterError(
             f"`distribute='{distribute}'` needs the {names[needed]} backend (KERAS_BACKEND={needed}); under "
-            f"{names.get(keras.backend.backend(), keras.backend.backend())} use {other} instead"
-            + (" (or none)." if needed == "tensorflow" and keras.backend.backend() != "jax" else "."))
+            f"{names.get(backend, backend)} " + (f"use {other} instead." if other else
+                                                 "keras-mlrs trains on one device (distribute='none')."))
 
 
 def start(distribute: str, cluster: Cluster | None = None) -> Parallelism:

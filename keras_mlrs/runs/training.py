@@ -59,6 +59,11 @@ def describe_devices() -> dict:
         devices = jax.devices()
         gpus = [d.device_kind for d in devices if d.platform == "gpu"]
         return {"gpus": gpus, "cpus": len(jax.devices("cpu")) if not gpus else 0}
+    if keras.backend.backend() == "torch":
+        import torch  # the backend's own device list
+
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+        return {"gpus": gpus, "cpus": 0 if gpus else 1}
     if keras.backend.backend() != "tensorflow":
         return {"gpus": [], "cpus": 1}
     import tensorflow as tf  # tf.distribute and TensorFlow's device list: the TensorFlow side of training
@@ -147,7 +152,8 @@ class _Recorder:
         row = {"epoch": epoch, **{k: float(logs[k]) for k in HISTORY_COLUMNS[:-2] if k in logs}}
         row["seconds"] = round(seconds, 3)
         row["patches_per_s"] = round(self.patches / seconds, 1) if self.patches else None
-        state = {**self.state, "epoch": epoch, "rng": _rng_state(model), "history": [*self.state["history"], row]}
+        state = {**self.state, "epoch": epoch, "backend": keras.backend.backend(), "rng": _rng_state(model),
+                 "history": [*self.state["history"], row]}
         value = row.get(BEST_METRIC, float("nan"))
         best = state.get("best")
         if best is None or (value == value and value > best["value"]):
@@ -259,6 +265,8 @@ def _model(config: TrainConfig, run: RunDirectory, state: dict):
                            "directory is damaged: start the run again with `overwrite=True`.")
         model = load_model(checkpoint)  # safe mode; a damaged file is a one-line RunError
         _restore_rng(model, state.get("rng", []))
+        if isinstance(config.jit, bool):
+            model.jit_compile = config.jit  # as the run asked (load_model may have changed it)
         return model
     model = models.get(config.model, **config.model_params)
     loss = losses.get(config.loss, **config.loss_params)
@@ -290,6 +298,12 @@ def _train_locked(config: TrainConfig, run: RunDirectory, held: ExitStack, paral
     state = run.state() if resume else empty_state()
     if resume and state.get("finished"):
         raise RunError(f"run {run.path} already finished its {config.epochs} epochs; nothing to resume.")
+    trained_under = state.get("backend")
+    if resume and trained_under not in (None, keras.backend.backend()):
+        # its weights, optimizer state and data order would carry over, its random streams not
+        raise RunError(f"run {run.path} was trained under {trained_under}: resume it with KERAS_BACKEND={trained_under}. "
+                       f"Under {keras.backend.backend()} its dropout masks would be drawn by another random generator, "
+                       "so the run would not go on as it would have (its models load under every backend).")
     chief = parallel.chief
 
     previous_policy = keras.config.dtype_policy()

@@ -1,7 +1,6 @@
 """What ``mlrs doctor`` reports: the software and devices keras-mlrs runs on, in the form a
 user pastes into a bug report."""
 
-import importlib.util
 import os
 import platform
 import sys
@@ -22,38 +21,65 @@ def _version(module: str) -> str | None:
 
 
 def _xla_works() -> str:
-    """Compile and run a tiny function with XLA on the default device."""
+    """Compile and run a tiny function with XLA on the default device, through the backend's
+    compiler (``tf.function(jit_compile=True)`` or ``jax.jit``; PyTorch uses none)."""
     try:
-        import tensorflow as tf  # reported, not required: doctor says what is missing
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf  # the backend in use
 
-        value = tf.function(lambda x: tf.reduce_sum(x * 2.0), jit_compile=True)(tf.ones((4,)))
+            value = tf.function(lambda x: tf.reduce_sum(x * 2.0), jit_compile=True)(tf.ones((4,)))
+        elif keras.backend.backend() == "jax":
+            import jax  # the backend in use
+
+            value = jax.jit(lambda x: (x * 2.0).sum())(jax.numpy.ones((4,)))
+        else:
+            return f"not used by the {keras.backend.backend()} backend"
         return "yes" if float(value) == 8.0 else f"wrong result {float(value)}"
     except Exception as err:  # noqa: BLE001 - reported, not raised
         return f"no ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
 
 
+def _torch() -> str:
+    """PyTorch's version and what it computes on; imported only when it is the backend."""
+    installed = _version("torch")
+    if installed is None:
+        return "not installed"
+    if keras.backend.backend() != "torch":
+        return installed
+    import torch  # the backend in use
+
+    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return f"{installed} (CUDA {torch.version.cuda}, {cuda} GPU(s))" if cuda else f"{installed} (CPU only)"
+
+
 def _innvestigate() -> str:
-    if importlib.util.find_spec("innvestigate") is None:
+    if _version("innvestigate") is None:  # installed packages' metadata: nothing is imported
         return "not installed (optional; see docs/explanations.md)"
-    if importlib.util.find_spec("tf_keras") is None:
+    if _version("tf-keras") is None:
         return "installed, but tf-keras is missing (pip install tf-keras==2.21.0)"
     return f"installed ({_version('innvestigate')}, tf-keras {_version('tf-keras')}); runs in its own process"
 
 
 def report() -> dict:
-    """Versions, devices, XLA, the iNNvestigate engine and the Hugging Face cache."""
-    import tensorflow as tf  # reported, not required: doctor says what is missing
-
+    """Versions, devices, XLA, the iNNvestigate engine and the Hugging Face cache. Only the
+    backend in use is imported; the other frameworks are reported by their installed version."""
     devices = describe_devices()
+    tensorflow = _version("tensorflow") or _version("tensorflow-cpu")
+    cuda = "not installed" if tensorflow is None else f"not checked (the backend is {keras.backend.backend()})"
+    if tensorflow is not None and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf  # the backend in use
+
+        tensorflow, cuda = tf.__version__, str(tf.test.is_built_with_cuda())
     return {
         "keras-mlrs": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "keras": keras.__version__,
         "keras backend": keras.backend.backend(),
-        "tensorflow": tf.__version__,
-        "tensorflow built with CUDA": str(tf.test.is_built_with_cuda()),
+        "tensorflow": tensorflow or "not installed",
+        "tensorflow built with CUDA": cuda,
         "jax": _version("jax") or "not installed",
+        "torch": _torch(),
         "numpy": _version("numpy"),
         "GPUs": ", ".join(devices["gpus"]) or "none visible",
         "CPU cores": str(os.cpu_count()),

@@ -109,4 +109,9 @@ def device_name() -> str:
         gpus = tf.config.list_physical_devices("GPU")
         if gpus:
             return "GPU " + tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
+    if backend == "torch":
+        import torch  # the backend in use, and only it
+
+        if torch.cuda.is_available():
+            return "GPU " + torch.cuda.get_device_name(0)
     return f"CPU ({os.cpu_count()} cores)"
