@@ -22,15 +22,13 @@ from keras_mlrs.models import kbranch_cnn
 BACKEND = keras.backend.backend()
 PNG = b"\x89PNG\r\n\x1a\n"
 #: `mlrs` in a fresh Python process: ``[sys.executable, "-c", MLRS, *args]``.
-#: Code that makes ``import tensorflow`` fail in the process that runs it, as on a JAX machine
-#: without TensorFlow (``tensorflow_available()`` is then False)
+#: Code that makes ``import tensorflow`` fail in the process that runs it, as on a JAX or
+#: PyTorch machine without TensorFlow (``tensorflow_available()`` is then False): a module
+#: that is None in ``sys.modules`` cannot be imported, and ``importlib.util.find_spec`` finds
+#: nothing for it, as for a package that is not installed (PyTorch probes for TensorFlow so)
 NO_TENSORFLOW = """
-import importlib.abc, sys
-class NoTensorFlow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "tf_keras", "tensorboard"):
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
-sys.meta_path.insert(0, NoTensorFlow())
+import sys
+sys.modules.update(dict.fromkeys(("tensorflow", "tf_keras", "tensorboard")))
 """
 #: A tiny model registered as "tiny" (code for a script of its own; ``TINY_MLRS`` is ``mlrs``
 #: with it, as ``python -c TINY_MLRS args...``): the band groups averaged, two dense layers.
@@ -82,6 +80,13 @@ def value_and_grad(fn, x):
 
         value, grad = jax.value_and_grad(lambda t: fn(t))(x)
         return np.asarray(value), np.asarray(grad)
+    if BACKEND == "torch":
+        import torch
+
+        xt = torch.tensor(x, requires_grad=True)
+        value = fn(xt)
+        (grad,) = torch.autograd.grad(value, xt)
+        return value.detach().cpu().numpy(), grad.cpu().numpy()
     pytest.fail(f"no gradient helper for backend {BACKEND}")
 
 
@@ -224,13 +229,15 @@ def relative_difference(a, b) -> float:
     return float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-30))
 
 def mlp(seed, sizes=(10, 16, 12, 5)):
+    """A ReLU MLP with weights drawn by NumPy (:func:`numpy_weights`): the same model under
+    every backend (Keras' own initialisers draw differently on each)."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((sizes[0],))
     x = inputs
     for units in sizes[1:-1]:
-        x = keras.layers.Dense(units, activation="relu", bias_initializer="random_normal")(x)
-    model = keras.Model(inputs, keras.layers.Dense(sizes[-1], bias_initializer="random_normal")(x))
-    return model
+        x = keras.layers.Dense(units, activation="relu")(x)
+    return numpy_weights(keras.Model(inputs, keras.layers.Dense(sizes[-1])(x)), seed)
+
 
 def numpy_weights(model, seed):
     """``model`` with He-normal kernels and small random biases drawn by NumPy, so the

@@ -1,16 +1,16 @@
 #!/bin/sh
 # The whole test suite, as CI runs it: lint, the architecture contracts, the docs build,
 # then, side by side on the two cores, the backend-agnostic tests (marked `backends`) under
-# both JAX and TensorFlow, every other test under one of them. Creates or reuses .venv and
-# installs the project with its dev extras (with uv, which installs in seconds) and
-# iNNvestigate, and Debian's Chromium when it is missing.
+# JAX, TensorFlow and PyTorch, every other test under JAX or TensorFlow. Creates or reuses
+# .venv and installs the project with its dev and torch extras (with uv, which installs in
+# seconds from its cache) and iNNvestigate, and Debian's Chromium when it is missing.
 set -eu
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check uv
 uv() { .venv/bin/uv pip install -q --python .venv/bin/python "$@"; }
-uv -e '.[dev]'
+uv -e '.[dev,torch]'
 # iNNvestigate 2.1.2, the LRP reference, pins tensorflow<2.15 and numpy<2 yet runs on TF 2.21
 # through tf-keras: install it and tf-keras without their pins (docs/explanations.md).
 uv --no-deps tf-keras==2.21.0 innvestigate==2.1.2 future
@@ -32,8 +32,8 @@ echo "--- install, lint, contracts and docs: $(($(date +%s) - start)) s"
 # The two suites side by side, a core each: the backend-agnostic tests (and, to balance the
 # cores, those that compute nothing with Keras) under JAX, the rest under TensorFlow. They
 # share iNNvestigate's reference through pytest's cache (computed once, under a file lock).
-# The multi-process tests follow the JAX suite in its lane (it ends first), beside the end
-# of the TensorFlow suite.
+# The multi-process tests follow the JAX suite in its lane, beside the end of the TensorFlow
+# suite, which the backend-agnostic tests under PyTorch follow (eager, they take a minute).
 alone=tests/runs/test_multiprocess.py
 (
     status=0
@@ -46,7 +46,9 @@ alone=tests/runs/test_multiprocess.py
 jax=$!
 tf=0
 KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -q --durations=15 -m "not backend_free" --ignore=$alone || tf=$?
-echo "--- the TensorFlow suite ended at $(($(date +%s) - start)) s"
+echo "--- the TensorFlow suite ended at $(($(date +%s) - start)) s; then the backend-agnostic tests under PyTorch"
+KERAS_BACKEND=torch .venv/bin/python -m pytest -q --durations=5 -m backends --ignore=$alone || tf=$?
+echo "--- the PyTorch suite ended at $(($(date +%s) - start)) s"
 jax_status=0
 wait "$jax" || jax_status=$?
 echo "--- under JAX: the backend-agnostic tests and those that compute nothing with Keras, then the multi-process tests ---"

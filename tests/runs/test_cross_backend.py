@@ -1,0 +1,119 @@
+"""Saved runs move between the three Keras backends. A run trained under PyTorch (with
+TensorFlow blocked in its process, and Keras' own RMSprop, whose PyTorch subclass Keras
+would name in the file) evaluates, predicts, explains and pushes the same under TensorFlow
+and JAX, and calibrates under PyTorch; runs trained under TensorFlow and JAX do the same
+under PyTorch. An interrupted run's resume under another backend is refused in one line (its
+dropout masks would come from another generator)."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import NO_TENSORFLOW, TINY_MODEL_CODE
+
+#: What each process does, in order: (backend, the run it trains, the runs it checks). The
+#: PyTorch run is checked under TensorFlow and JAX; theirs under PyTorch.
+PLAN = [("tensorflow", "tensorflow", []), ("jax", "jax", []), ("torch", "torch", ["tensorflow", "jax"]),
+        ("tensorflow", None, ["torch"]), ("jax", None, ["torch"])]
+
+WORKER = TINY_MODEL_CODE + textwrap.dedent("""
+    import dataclasses, json, os
+    import numpy as np
+    from typer.testing import CliRunner
+    from keras_mlrs import data, hub, runs
+    from keras_mlrs.cli.main import app
+    from keras_mlrs.explain import lrp
+
+    work, trains, checks = sys.argv[1], sys.argv[2], sys.argv[3].split(",") if sys.argv[3] else []
+    backend = keras.backend.backend()
+    shards = work + "/shards"
+
+    def mlrs(*args):
+        result = CliRunner().invoke(app, list(args))
+        if result.exit_code != 0:
+            sys.exit(f"mlrs {' '.join(args)} failed under {backend}: {result.output[-2000:]} {result.exception!r}")
+        return result.output
+
+    class Interrupt(keras.callbacks.Callback):  # Ctrl-C as the second epoch ends, before it is recorded
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    if not os.path.isdir(shards):
+        mlrs("data", "prepare", str(data.sample_path()), "--out", shards, "--split", "random")
+    batch = data.load(shards, "validation", batch_size=8, pipeline="numpy")[0][0]
+    patch = str(sorted(p for p in data.sample_path().iterdir() if p.is_dir())[0])
+    out = {}
+    if trains:
+        run = f"{work}/{trains}"
+        mlrs("train", "--data", shards, "--loss", "bce", "--epochs", "1",
+             "--batch-size", "2", "--model", "tiny", "--optimizer", "rmsprop", "--run-dir", run)
+        if backend == "torch":  # the same run cut short, for the other backends to refuse to resume
+            try:
+                runs.train(dataclasses.replace(runs.RunDirectory(run).config(), epochs=2), run + "-cut",
+                           callbacks=[Interrupt()])
+            except KeyboardInterrupt:
+                pass
+            mlrs("calibrate", run)
+            out["calibrated"] = mlrs("evaluate", run, "--split", "validation", "--thresholds", "calibrated")
+    for name in [trains, *checks] if trains else checks:
+        run = f"{work}/{name}"
+        mlrs("evaluate", run, "--split", "validation", "--json", f"{work}/{name}-under-{backend}.json")
+        model, rule = hub.load_model_and_rule(run)
+        relevance = lrp(model, batch, [0, 3])
+        np.savez(f"{work}/{name}-under-{backend}.npz", scores=keras.ops.convert_to_numpy(model.predict_on_batch(batch)),
+                 **relevance)
+        out[name] = {"predict": mlrs("predict", run, patch)}
+        if name == "torch" and backend != "torch":
+            result = CliRunner().invoke(app, ["train", "--resume", run + "-cut"])
+            out[name]["resume"] = (result.exit_code, str(result.exception))
+            if backend == "tensorflow":
+                mlrs("push", run, "--repo", "o/torch", "--to", f"{work}/torch-pushed-under-{backend}")
+    assert backend != "torch" or sys.modules["tensorflow"] is None
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.backend_free  # the backends run in processes of their own; this one compares their files
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None or importlib.util.find_spec("jax") is None,
+                    reason="needs torch and jax installed: `sh tests/run.sh` installs both")
+def test_runs_trained_under_each_backend_load_evaluate_explain_and_push_under_the_others(tmp_path):
+    outputs = {}
+    for backend, trains, checks in PLAN:
+        blocked = NO_TENSORFLOW if backend == "torch" else ""
+        done = subprocess.run([sys.executable, "-c", blocked + WORKER, str(tmp_path), trains or "", ",".join(checks)],
+                              capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "KERAS_BACKEND": backend, "COLUMNS": "200", "HF_HUB_OFFLINE": "1"})
+        assert done.returncode == 0, (backend, (done.stdout + done.stderr)[-3000:])
+        outputs[backend, trains] = json.loads(done.stdout.strip().splitlines()[-1])
+    pairs = [("torch", "tensorflow"), ("torch", "jax"), ("tensorflow", "torch"), ("jax", "torch")]
+    for trained, other in pairs:
+        own, seen = tmp_path / f"{trained}-under-{trained}", tmp_path / f"{trained}-under-{other}"
+        report, again = (json.loads(p.with_suffix(".json").read_text()) for p in (own, seen))
+        assert report["patches"] == again["patches"] == 1
+        for average in ("micro", "macro", "samples"):
+            assert again[average] == pytest.approx(report[average], abs=1e-6), (trained, other)
+        arrays, theirs = np.load(own.with_suffix(".npz")), np.load(seen.with_suffix(".npz"))
+        # the same logits and LRP heatmaps, to float32 rounding (sums taken in another order)
+        np.testing.assert_allclose(theirs["scores"], arrays["scores"], atol=2e-5 * np.abs(arrays["scores"]).max())
+        for group in ("b10m", "b20m", "b60m"):
+            assert np.abs(arrays[group]).sum() > 0
+            np.testing.assert_allclose(theirs[group], arrays[group], atol=2e-5 * np.abs(arrays[group]).max())
+        predicted = outputs[other, None if other != "torch" else "torch"][trained]["predict"]
+        assert predicted.splitlines() and predicted == outputs[trained, trained][trained]["predict"]
+    for other in ("tensorflow", "jax"):  # the PyTorch run cut short is refused elsewhere, in one line
+        code, text = outputs[other, None]["torch"]["resume"]
+        assert code == 1 and "\n" not in text, text
+        assert "was trained under torch: resume it with KERAS_BACKEND=torch" in text
+    assert "calibrated" in outputs["torch", "torch"]["calibrated"]
+    state = json.loads((tmp_path / "torch-cut" / "state.json").read_text())
+    assert not state["finished"] and state["epoch"] == 1 and state["backend"] == "torch"  # left as it was
+    card = (tmp_path / "torch-pushed-under-tensorflow" / "README.md").read_text()
+    assert "o/torch" in card and Path(tmp_path / "torch-pushed-under-tensorflow" / "model.weights.h5").is_file()
