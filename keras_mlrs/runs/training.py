@@ -182,6 +182,24 @@ def _rng_state(model) -> list:
     return [[int(x) for x in v.numpy().ravel()] for v in _seed_states(model)]
 
 
+class _EpochSeed(keras.callbacks.Callback):
+    """Under PyTorch, seed its global generator from ``(seed, epoch)`` as each epoch's first
+    step is about to run. Keras draws the masks of a dropout layer built without a seed from
+    that generator there, not from the layer's seed generator (whose state :func:`_rng_state`
+    saves), and a first ``fit`` on a model draws from it before that, so a resumed run would
+    otherwise draw other masks. The other backends draw every mask from the seed generators."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if keras.backend.backend() == "torch":
+            import torch  # the backend in use, and only it
+
+            torch.manual_seed(self.seed * 1_000_003 + epoch)
+
+
 def _restore_rng(model, saved: list) -> None:
     variables = _seed_states(model)
     if len(saved) == len(variables):
@@ -343,7 +361,8 @@ def _train_locked(config: TrainConfig, run: RunDirectory, held: ExitStack, paral
                 # the datasets are shuffled and sized by the loader
                 warnings.filterwarnings("ignore", message=".*(shuffle=True|ran out of data).*")
                 history = model.fit(data.dataset("train", epoch), validation_data=validation, initial_epoch=epoch,
-                                    epochs=epoch + 1, shuffle=False, verbose=0, callbacks=[*board, *callbacks])
+                                    epochs=epoch + 1, shuffle=False, verbose=0,
+                                    callbacks=[_EpochSeed(config.seed), *board, *callbacks])
                 logs = {k: v[-1] for k, v in history.history.items()}
                 recorder.epoch_done(model, epoch + 1, logs, time.perf_counter() - start)
             created = False  # a completed epoch makes the run resumable: never remove it now

@@ -1,9 +1,9 @@
 """Saved runs move between the three Keras backends. A run trained under PyTorch (with
 TensorFlow blocked in its process, and Keras' own RMSprop, whose PyTorch subclass Keras
 would name in the file) evaluates, predicts, explains and pushes the same under TensorFlow
-and JAX, and calibrates under PyTorch; runs trained under TensorFlow and JAX do the same
-under PyTorch. An interrupted run's resume under another backend is refused in one line (its
-dropout masks would come from another generator)."""
+and JAX; under PyTorch it calibrates and, interrupted, resumes exactly; runs trained under
+TensorFlow and JAX do the same under PyTorch. An interrupted run's resume under another
+backend is refused in one line (its dropout masks would come from another generator)."""
 
 import importlib.util
 import json
@@ -24,7 +24,7 @@ PLAN = [("tensorflow", "tensorflow", []), ("jax", "jax", []), ("torch", "torch",
         ("tensorflow", None, ["torch"]), ("jax", None, ["torch"])]
 
 WORKER = TINY_MODEL_CODE + textwrap.dedent("""
-    import dataclasses, json, os
+    import json, os
     import numpy as np
     from typer.testing import CliRunner
     from keras_mlrs import data, hub, runs
@@ -53,14 +53,19 @@ WORKER = TINY_MODEL_CODE + textwrap.dedent("""
     out = {}
     if trains:
         run = f"{work}/{trains}"
-        mlrs("train", "--data", shards, "--loss", "bce", "--epochs", "1",
+        mlrs("train", "--data", shards, "--loss", "bce", "--epochs", "2" if backend == "torch" else "1",
              "--batch-size", "2", "--model", "tiny", "--optimizer", "rmsprop", "--run-dir", run)
-        if backend == "torch":  # the same run cut short, for the other backends to refuse to resume
-            try:
-                runs.train(dataclasses.replace(runs.RunDirectory(run).config(), epochs=2), run + "-cut",
-                           callbacks=[Interrupt()])
-            except KeyboardInterrupt:
-                pass
+        if backend == "torch":
+            # the same run cut short twice: one for the other backends to refuse to resume, one
+            # resumed here, which must end as the uninterrupted run did
+            for cut in ("-cut", "-resumed"):
+                try:
+                    runs.train(runs.RunDirectory(run).config(), run + cut, callbacks=[Interrupt()])
+                except KeyboardInterrupt:
+                    pass
+            runs.resume(run + "-resumed")
+            straight, resumed = runs.load_model(run), runs.load_model(run + "-resumed")
+            out["resumed exactly"] = all(np.array_equal(a, b) for a, b in zip(straight.get_weights(), resumed.get_weights()))
             mlrs("calibrate", run)
             out["calibrated"] = mlrs("evaluate", run, "--split", "validation", "--thresholds", "calibrated")
     for name in [trains, *checks] if trains else checks:
@@ -112,6 +117,7 @@ def test_runs_trained_under_each_backend_load_evaluate_explain_and_push_under_th
         code, text = outputs[other, None]["torch"]["resume"]
         assert code == 1 and "\n" not in text, text
         assert "was trained under torch: resume it with KERAS_BACKEND=torch" in text
+    assert outputs["torch", "torch"]["resumed exactly"]  # weights, optimizer, data order and dropout masks
     assert "calibrated" in outputs["torch", "torch"]["calibrated"]
     state = json.loads((tmp_path / "torch-cut" / "state.json").read_text())
     assert not state["finished"] and state["epoch"] == 1 and state["backend"] == "torch"  # left as it was
