@@ -1,7 +1,8 @@
 """Saved runs move between the three Keras backends. A run trained under PyTorch (with
 TensorFlow blocked in its process, and Keras' own RMSprop, whose PyTorch subclass Keras
 would name in the file) evaluates, predicts, explains and pushes the same under TensorFlow
-and JAX; under PyTorch it calibrates and, interrupted, resumes exactly; runs trained under
+and JAX; under PyTorch it calibrates, `mlrs doctor` reports PyTorch, and an interrupted
+copy resumes exactly; runs trained under
 TensorFlow and JAX do the same under PyTorch. An interrupted run's resume under another
 backend is refused in one line (its dropout masks would come from another generator)."""
 
@@ -11,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +69,7 @@ WORKER = TINY_MODEL_CODE + textwrap.dedent("""
             straight, resumed = runs.load_model(run), runs.load_model(run + "-resumed")
             out["resumed exactly"] = all(np.array_equal(a, b) for a, b in zip(straight.get_weights(), resumed.get_weights()))
             mlrs("calibrate", run)
+            out["doctor"] = json.loads(mlrs("doctor", "--json"))
             out["calibrated"] = mlrs("evaluate", run, "--split", "validation", "--thresholds", "calibrated")
     for name in [trains, *checks] if trains else checks:
         run = f"{work}/{name}"
@@ -119,6 +122,11 @@ def test_runs_trained_under_each_backend_load_evaluate_explain_and_push_under_th
         assert "was trained under torch: resume it with KERAS_BACKEND=torch" in text
     assert outputs["torch", "torch"]["resumed exactly"]  # weights, optimizer, data order and dropout masks
     assert "calibrated" in outputs["torch", "torch"]["calibrated"]
+    doctor = outputs["torch", "torch"]["doctor"]  # what PyTorch runs on, with TensorFlow absent
+    assert doctor["keras backend"] == "torch" and doctor["torch"].startswith(version("torch"))
+    assert doctor["torch"].endswith(("(CPU only)", "GPU(s))"))
+    assert doctor["tensorflow built with CUDA"] == "not checked (the backend is torch)"  # not imported
+    assert doctor["XLA (jit_compile) works"] == "not used by the torch backend"
     state = json.loads((tmp_path / "torch-cut" / "state.json").read_text())
     assert not state["finished"] and state["epoch"] == 1 and state["backend"] == "torch"  # left as it was
     card = (tmp_path / "torch-pushed-under-tensorflow" / "README.md").read_text()

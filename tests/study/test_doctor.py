@@ -34,16 +34,6 @@ def test_doctor_reports_what_a_bug_report_needs():
     assert info["Hugging Face offline (HF_HUB_OFFLINE)"] == ("yes" if huggingface_hub.constants.HF_HUB_OFFLINE else "no")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed (sh tests/run.sh installs it)")
-def test_doctor_under_pytorch_names_its_version_and_devices_and_imports_no_tensorflow():
-    done = subprocess.run([sys.executable, "-c", MLRS, "doctor", "--json"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "KERAS_BACKEND": "torch"})
-    assert done.returncode == 0, done.stderr
-    info = json.loads(done.stdout)
-    assert info["keras backend"] == "torch" and info["torch"].startswith(version("torch"))
-    assert info["torch"].endswith(("(CPU only)", "GPU(s))")) and info["XLA (jit_compile) works"] == "not used by the torch backend"
-
-
 @pytest.mark.parametrize("backend, blocked, fragments", [
     ("torch", "torch", ["the Keras backend torch (KERAS_BACKEND) is not installed", "`pip install torch`"]),
     ("jaxx", None, ["KERAS_BACKEND='jaxx' is not a backend keras-mlrs runs on", "tensorflow, jax or torch"]),
