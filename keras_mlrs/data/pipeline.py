@@ -108,7 +108,7 @@ def load(
             Keras' backend-neutral ``PyDataset``, no TensorFlow needed; ``shuffle_buffer``,
             ``cache`` and ``shard`` do not apply, ``repeat`` is refused); ``"auto"`` (default,
             :func:`resolve_pipeline`) is ``tf.data`` when TensorFlow can be imported, else
-            ``numpy``; for prepared shards under PyTorch, ``numpy``.
+            ``numpy``; for prepared shards under PyTorch, ``numpy`` unless ``repeat``.
         process: for the ``numpy`` pipeline, ``(count, index)``: this process's equal part of
             every global batch of ``batch_size`` (multi-process data parallelism; see
             :mod:`keras_mlrs.data.shards.batches`).
@@ -127,7 +127,7 @@ def load(
         split_seed = (0 if seed is None else seed) if split_seed is None else split_seed
         source = open_source(path, split_scheme, split_seed, fractions)
     shuffle = split == "train" if shuffle is None else shuffle
-    pipeline = resolve_pipeline(pipeline, source)
+    pipeline = resolve_pipeline(pipeline, source, repeat)
     if pipeline == "numpy" or process is not None or multiple > 1:
         return _numpy_batches(source, split, int(batch_size), shuffle, seed, drop_remainder, layout, upsampling,
                               repeat, process, multiple)
@@ -143,14 +143,14 @@ def load(
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def resolve_pipeline(pipeline: str, source: Source) -> str:
+def resolve_pipeline(pipeline: str, source: Source, repeat: bool = False) -> str:
     """The pipeline ``auto`` stands for: ``tf.data`` when TensorFlow can be imported, except for
-    prepared shards under PyTorch, which get ``numpy`` (a PyTorch process then loads no
-    TensorFlow); ``numpy`` when TensorFlow is missing."""
+    prepared shards under PyTorch read once per call (not ``repeat``), which get ``numpy`` (a
+    PyTorch process then loads no TensorFlow); ``numpy`` when TensorFlow is missing."""
     choose("pipeline", pipeline, PIPELINES)
     if pipeline != "auto":
         return pipeline
-    if isinstance(source, PreparedShards):
+    if isinstance(source, PreparedShards) and not repeat:
         import keras  # the backend decides; either pipeline feeds Keras (PyDataset or tf.data) anyway
 
         if keras.backend.backend() == "torch":

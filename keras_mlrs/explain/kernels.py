@@ -38,6 +38,18 @@ def matmul(a, b):
     return ops.matmul(a, b)
 
 
+def positive(x):
+    """``max(x, 0)`` in ``x``'s dtype (under PyTorch, Keras 3.15's ``ops.maximum`` returns
+    float32 for float64 operands, as its ``matmul`` does, see :func:`matmul`;
+    ``relu`` keeps the dtype)."""
+    return ops.relu(x)
+
+
+def negative(x):
+    """``min(x, 0)`` in ``x``'s dtype (see :func:`positive`)."""
+    return x - ops.relu(x)
+
+
 def call_layer(layer, args):
     """``layer`` applied to its inputs ``args`` (a list; merging layers take all of them)."""
     return layer.call(args if isinstance(layer, keras.layers.Add | keras.layers.Concatenate) else args[0])

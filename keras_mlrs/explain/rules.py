@@ -23,7 +23,7 @@ import keras
 from keras import ops
 
 from keras_mlrs.errors import InvalidParameterError
-from keras_mlrs.explain.kernels import Windows, call_layer, class_vjp
+from keras_mlrs.explain.kernels import Windows, call_layer, class_vjp, negative, positive
 
 #: added to denominators that are exactly zero (iNNvestigate's ``K.epsilon()``)
 SAFE_EPSILON = 1e-7
@@ -32,18 +32,6 @@ SAFE_EPSILON = 1e-7
 def safe_divide(a, b):
     """``a / b`` where ``b == 0`` counts as ``1e-7`` (no relevance is created from nothing)."""
     return a / (b + SAFE_EPSILON * ops.cast(ops.equal(b, 0), b.dtype))
-
-
-def positive(x):
-    """``max(x, 0)`` in ``x``'s dtype (under PyTorch, Keras 3.15's ``ops.maximum`` returns
-    float32 for float64 operands, as its ``matmul`` does, see :func:`kernels.matmul`;
-    ``relu`` keeps the dtype)."""
-    return ops.relu(x)
-
-
-def negative(x):
-    """``min(x, 0)`` in ``x``'s dtype (see :func:`positive`)."""
-    return x - ops.relu(x)
 
 
 def divide(R, denominator):

@@ -14,12 +14,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import keras
 import numpy as np
 from keras import ops
 
 from keras_mlrs.bigearthnet import excluded_patches
 from keras_mlrs.data import sample_path
+from keras_mlrs.runs import describe_devices
 
 
 def interleave(contenders: dict, rounds: int, repeats: int = 1, clock=time.perf_counter) -> dict[str, list[float]]:
@@ -96,22 +96,6 @@ def matmul_rate(size: int = 2048, dtype: str = "float32"):
 
 
 def device_name() -> str:
-    """The accelerator Keras computes on, in words."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax  # the backend in use, and only it
-
-        device = jax.devices()[0]
-        return f"{device.platform.upper()} {getattr(device, 'device_kind', '')}".strip()
-    if backend == "tensorflow":
-        import tensorflow as tf  # the backend in use, and only it
-
-        gpus = tf.config.list_physical_devices("GPU")
-        if gpus:
-            return "GPU " + tf.config.experimental.get_device_details(gpus[0]).get("device_name", "")
-    if backend == "torch":
-        import torch  # the backend in use, and only it
-
-        if torch.cuda.is_available():
-            return "GPU " + torch.cuda.get_device_name(0)
-    return f"CPU ({os.cpu_count()} cores)"
+    """The accelerator Keras computes on, in words (the first GPU the backend sees, else the CPU)."""
+    gpus = describe_devices()["gpus"]
+    return f"GPU {gpus[0]}" if gpus else f"CPU ({os.cpu_count()} cores)"
