@@ -270,6 +270,12 @@ def resume(run_dir, *, callbacks=(), on_start=None, cluster: Cluster | None = No
     run = RunDirectory(run_dir)
     if not run.exists():
         raise RunError(f"{run_dir} is not a run directory (no config.toml); nothing to resume.")
+    trained_under = run.state().get("backend")
+    if trained_under not in (None, keras.backend.backend()):
+        # its weights, optimizer state and data order would carry over, its random streams not
+        raise RunError(f"run {run.path} was trained under {trained_under}: resume it with KERAS_BACKEND={trained_under}. "
+                       f"Under {keras.backend.backend()} its dropout masks would be drawn by another random generator, "
+                       "so the run would not go on as it would have (its models load under every backend).")
     return _run(run.config(), run, resume=True, overwrite=False, callbacks=callbacks, on_start=on_start,
                 cluster=cluster)
 
@@ -316,12 +322,6 @@ def _train_locked(config: TrainConfig, run: RunDirectory, held: ExitStack, paral
     state = run.state() if resume else empty_state()
     if resume and state.get("finished"):
         raise RunError(f"run {run.path} already finished its {config.epochs} epochs; nothing to resume.")
-    trained_under = state.get("backend")
-    if resume and trained_under not in (None, keras.backend.backend()):
-        # its weights, optimizer state and data order would carry over, its random streams not
-        raise RunError(f"run {run.path} was trained under {trained_under}: resume it with KERAS_BACKEND={trained_under}. "
-                       f"Under {keras.backend.backend()} its dropout masks would be drawn by another random generator, "
-                       "so the run would not go on as it would have (its models load under every backend).")
     chief = parallel.chief
 
     previous_policy = keras.config.dtype_policy()

@@ -19,11 +19,13 @@ import numpy as np
 import pytest
 
 from helpers import NO_TENSORFLOW, TINY_MODEL_CODE
+from keras_mlrs import data
 
-#: What each process does, in order: (backend, the run it trains, the runs it checks). The
-#: PyTorch run is checked under TensorFlow and JAX; theirs under PyTorch.
-PLAN = [("tensorflow", "tensorflow", []), ("jax", "jax", []), ("torch", "torch", ["tensorflow", "jax"]),
-        ("tensorflow", None, ["torch"]), ("jax", None, ["torch"])]
+#: What each process does, stage by stage: (backend, the run it trains, the runs it checks).
+#: The PyTorch run is checked under TensorFlow and JAX; theirs under PyTorch. The processes of
+#: a stage run side by side: they write different runs.
+PLAN = [[("tensorflow", "tensorflow", []), ("jax", "jax", [])], [("torch", "torch", ["tensorflow", "jax"])],
+        [("tensorflow", None, ["torch"])], [("jax", None, ["torch"])]]
 
 WORKER = TINY_MODEL_CODE + textwrap.dedent("""
     import json, os
@@ -48,8 +50,6 @@ WORKER = TINY_MODEL_CODE + textwrap.dedent("""
             if epoch == 1:
                 raise KeyboardInterrupt
 
-    if not os.path.isdir(shards):
-        mlrs("data", "prepare", str(data.sample_path()), "--out", shards, "--split", "random")
     batch = data.load(shards, "validation", batch_size=8, pipeline="numpy")[0][0]
     patch = str(sorted(p for p in data.sample_path().iterdir() if p.is_dir())[0])
     out = {}
@@ -93,14 +93,18 @@ WORKER = TINY_MODEL_CODE + textwrap.dedent("""
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None or importlib.util.find_spec("jax") is None,
                     reason="needs torch and jax installed: `sh tests/run.sh` installs both")
 def test_runs_trained_under_each_backend_load_evaluate_explain_and_push_under_the_others(tmp_path):
+    data.prepare(data.sample_path(), tmp_path / "shards", split="random", workers=1)
     outputs = {}
-    for backend, trains, checks in PLAN:
-        blocked = NO_TENSORFLOW if backend == "torch" else ""
-        done = subprocess.run([sys.executable, "-c", blocked + WORKER, str(tmp_path), trains or "", ",".join(checks)],
-                              capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "KERAS_BACKEND": backend, "COLUMNS": "200", "HF_HUB_OFFLINE": "1"})
-        assert done.returncode == 0, (backend, (done.stdout + done.stderr)[-3000:])
-        outputs[backend, trains] = json.loads(done.stdout.strip().splitlines()[-1])
+    for stage in PLAN:
+        procs = {(backend, trains): subprocess.Popen(
+            [sys.executable, "-c", (NO_TENSORFLOW if backend == "torch" else "") + WORKER, str(tmp_path), trains or "",
+             ",".join(checks)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "KERAS_BACKEND": backend, "COLUMNS": "200", "HF_HUB_OFFLINE": "1"})
+            for backend, trains, checks in stage}
+        for key, proc in procs.items():
+            out, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, (key, (out + err)[-3000:])
+            outputs[key] = json.loads(out.strip().splitlines()[-1])
     pairs = [("torch", "tensorflow"), ("torch", "jax"), ("tensorflow", "torch"), ("jax", "torch")]
     for trained, other in pairs:
         own, seen = tmp_path / f"{trained}-under-{trained}", tmp_path / f"{trained}-under-{other}"
