@@ -13,7 +13,7 @@ import warnings
 from rich.text import Text
 
 from keras_mlrs.cli.app import app, err_console, render_error
-from keras_mlrs.errors import MlrsError, check_backend, printable
+from keras_mlrs.errors import MlrsError, installed_backend, printable
 
 # the commands register themselves on import, in this order: the order of `mlrs --help`
 # isort: off
@@ -51,7 +51,7 @@ def main():
     warnings.showwarning = _one_line_warning
     signal.signal(signal.SIGTERM, _terminated)
     try:
-        check_backend()  # before any command imports Keras
+        installed_backend()  # a one-line error before any command imports Keras
         app()
     except MlrsError as err:
         if os.environ.get(DEBUG) == "1":

@@ -86,11 +86,11 @@ class HubError(MlrsError):
     """A Hub repository, model card or upload that cannot be used as asked."""
 
 
-#: The Keras backends keras-mlrs runs on, and the package that installs each.
-BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+#: The Keras backends keras-mlrs runs on (each installed by the package of its name).
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def check_backend() -> str:
+def installed_backend() -> str:
     """The Keras backend that ``import keras`` will load (``KERAS_BACKEND``, else Keras'
     configuration file, else TensorFlow), or a one-line :class:`MlrsError` naming the
     install command when it is not one keras-mlrs runs on or is not installed. Nothing is
@@ -116,7 +116,7 @@ def check_backend() -> str:
         installed = False
     if not installed:
         raise MlrsError(f"the Keras backend {name} (KERAS_BACKEND) is not installed: `pip install "
-                        f"{BACKENDS[name]}`, or choose another with KERAS_BACKEND={'|'.join(b for b in BACKENDS if b != name)}.")
+                        f"{name}`, or choose another with KERAS_BACKEND={'|'.join(b for b in BACKENDS if b != name)}.")
     return name
 
 

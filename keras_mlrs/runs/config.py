@@ -70,8 +70,8 @@ class TrainConfig:
             ``multiprocess`` (JAX: every device of every process of a cluster, see
             :mod:`keras_mlrs.runs.distributed`).
         pipeline: ``auto`` (``tf.data`` when TensorFlow can be imported, else ``numpy``; for
-            prepared shards under PyTorch, ``numpy``; always ``numpy`` for ``multiprocess``), ``tf.data`` or ``numpy`` (prepared shards through Keras'
-            backend-neutral PyDataset).
+            prepared shards under PyTorch, ``numpy``; always ``numpy`` for ``multiprocess``),
+            ``tf.data`` or ``numpy`` (prepared shards through Keras' backend-neutral PyDataset).
         upsampling: ``nearest`` or ``bilinear``, for models on the stacked layout.
     """
 

@@ -39,8 +39,9 @@ def _xla_works() -> str:
         return f"no ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
 
 
-def _torch() -> str:
-    """PyTorch's version and what it computes on; imported only when it is the backend."""
+def _torch(gpus: list) -> str:
+    """PyTorch's version and, when it is the backend, what it computes on (``gpus``: the
+    backend's GPUs, from :func:`keras_mlrs.runs.describe_devices`)."""
     installed = _version("torch")
     if installed is None:
         return "not installed"
@@ -48,8 +49,7 @@ def _torch() -> str:
         return installed
     import torch  # the backend in use
 
-    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    return f"{installed} (CUDA {torch.version.cuda}, {cuda} GPU(s))" if cuda else f"{installed} (CPU only)"
+    return f"{installed} (CUDA {torch.version.cuda}, {len(gpus)} GPU(s))" if gpus else f"{installed} (CPU only)"
 
 
 def _innvestigate() -> str:
@@ -79,7 +79,7 @@ def report() -> dict:
         "tensorflow": tensorflow or "not installed",
         "tensorflow built with CUDA": cuda,
         "jax": _version("jax") or "not installed",
-        "torch": _torch(),
+        "torch": _torch(devices["gpus"]),
         "numpy": _version("numpy"),
         "GPUs": ", ".join(devices["gpus"]) or "none visible",
         "CPU cores": str(os.cpu_count()),
