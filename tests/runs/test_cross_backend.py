@@ -4,7 +4,11 @@ would name in the file) evaluates, predicts, explains and pushes the same under 
 and JAX; under PyTorch it calibrates, `mlrs doctor` reports PyTorch, and an interrupted
 copy resumes exactly; runs trained under
 TensorFlow and JAX do the same under PyTorch. An interrupted run's resume under another
-backend is refused in one line (its dropout masks would come from another generator)."""
+backend is refused in one line (its dropout masks would come from another generator).
+
+TensorFlow is hidden in the JAX and PyTorch processes, as on a GPU machine without it; the
+JAX process that trains also runs every other command there (prepare, explain, calibrate,
+compare, push, and the export predicts from its folder and through hf://)."""
 
 import importlib.util
 import json
@@ -55,22 +59,35 @@ WORKER = TINY_MODEL_CODE + textwrap.dedent("""
     out = {}
     if trains:
         run = f"{work}/{trains}"
-        mlrs("train", "--data", shards, "--loss", "bce", "--epochs", "2" if backend == "torch" else "1",
-             "--batch-size", "2", "--model", "tiny", "--optimizer", "rmsprop", "--run-dir", run)
-        if backend == "torch":
-            # the same run cut short twice: one for the other backends to refuse to resume, one
-            # resumed here, which must end as the uninterrupted run did
-            for cut in ("-cut", "-resumed"):
-                try:
-                    runs.train(runs.RunDirectory(run).config(), run + cut, callbacks=[Interrupt()])
-                except KeyboardInterrupt:
-                    pass
-            runs.resume(run + "-resumed")
-            straight, resumed = runs.load_model(run), runs.load_model(run + "-resumed")
-            out["resumed exactly"] = all(np.array_equal(a, b) for a, b in zip(straight.get_weights(), resumed.get_weights()))
-            mlrs("calibrate", run)
-            out["doctor"] = json.loads(mlrs("doctor", "--json"))
-            out["calibrated"] = mlrs("evaluate", run, "--split", "validation", "--thresholds", "calibrated")
+        out["train"] = mlrs("train", "--data", shards, "--loss", "bce", "--epochs", "2" if backend == "torch" else "1",
+                            "--batch-size", "2", "--model", "tiny", "--optimizer", "rmsprop", "--run-dir", run)
+    if trains == "jax":  # TensorFlow is hidden here, as on a JAX GPU machine without it: every command runs
+        sys.path.insert(0, sys.argv[4])
+        from helpers import seed_hub_cache
+
+        out["prepare"] = mlrs("data", "prepare", str(data.sample_path()), "--out", work + "/prepared-without-tf",
+                              "--split", "random")
+        out["without tensorflow"] = [
+            mlrs("explain", patch, "--model", run, "-c", "0", "--out", work + "/explained"), mlrs("calibrate", run),
+            mlrs("evaluate", run, "--split", "validation", "--thresholds", "calibrated", "--json", work + "/cal.json"),
+            mlrs("compare", run, "--split", "validation", "--resamples", "50", "--out", work + "/comparison"),
+            mlrs("push", run, "--repo", "o/m", "--to", work + "/export"), mlrs("predict", work + "/export", patch)]
+        seed_hub_cache(work + "/export", "o/m", os.environ["HF_HUB_CACHE"])
+        out["without tensorflow"].append(mlrs("predict", "hf://o/m", patch))
+    if trains == "torch":
+        # the same run cut short twice: one for the other backends to refuse to resume, one
+        # resumed here, which must end as the uninterrupted run did
+        for cut in ("-cut", "-resumed"):
+            try:
+                runs.train(runs.RunDirectory(run).config(), run + cut, callbacks=[Interrupt()])
+            except KeyboardInterrupt:
+                pass
+        runs.resume(run + "-resumed")
+        straight, resumed = runs.load_model(run), runs.load_model(run + "-resumed")
+        out["resumed exactly"] = all(np.array_equal(a, b) for a, b in zip(straight.get_weights(), resumed.get_weights()))
+        mlrs("calibrate", run)
+        out["doctor"] = json.loads(mlrs("doctor", "--json"))
+        out["calibrated"] = mlrs("evaluate", run, "--split", "validation", "--thresholds", "calibrated")
     for name in [trains, *checks] if trains else checks:
         run = f"{work}/{name}"
         mlrs("evaluate", run, "--split", "validation", "--json", f"{work}/{name}-under-{backend}.json")
@@ -84,7 +101,7 @@ WORKER = TINY_MODEL_CODE + textwrap.dedent("""
             out[name]["resume"] = (result.exit_code, str(result.exception))
             if backend == "tensorflow":
                 mlrs("push", run, "--repo", "o/torch", "--to", f"{work}/torch-pushed-under-{backend}")
-    assert backend != "torch" or sys.modules["tensorflow"] is None
+    assert backend == "tensorflow" or sys.modules["tensorflow"] is None
     print(json.dumps(out))
 """)
 
@@ -97,9 +114,10 @@ def test_runs_trained_under_each_backend_load_evaluate_explain_and_push_under_th
     outputs = {}
     for stage in PLAN:
         procs = {(backend, trains): subprocess.Popen(
-            [sys.executable, "-c", (NO_TENSORFLOW if backend == "torch" else "") + WORKER, str(tmp_path), trains or "",
-             ",".join(checks)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "KERAS_BACKEND": backend, "COLUMNS": "200", "HF_HUB_OFFLINE": "1"})
+            [sys.executable, "-c", (NO_TENSORFLOW if backend != "tensorflow" else "") + WORKER, str(tmp_path),
+             trains or "", ",".join(checks), str(Path(__file__).parents[1])], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, env={**os.environ, "KERAS_BACKEND": backend, "COLUMNS": "200",
+                                                    "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")})
             for backend, trains, checks in stage}
         for key, proc in procs.items():
             out, err = proc.communicate(timeout=600)
@@ -135,3 +153,28 @@ def test_runs_trained_under_each_backend_load_evaluate_explain_and_push_under_th
     assert not state["finished"] and state["epoch"] == 1 and state["backend"] == "torch"  # left as it was
     card = (tmp_path / "torch-pushed-under-tensorflow" / "README.md").read_text()
     assert "o/torch" in card and Path(tmp_path / "torch-pushed-under-tensorflow" / "model.weights.h5").is_file()
+    _check_jax_without_tensorflow(tmp_path, outputs["jax", "jax"])
+
+
+def _check_jax_without_tensorflow(work, out):
+    """What the JAX process did with TensorFlow hidden: prepare (TFRecord framing of its own,
+    the same files as with TensorFlow), train on the numpy pipeline (and its end-of-training
+    evaluation) without TensorBoard logs, explain, calibrate, compare and push, and the
+    exported model predicts as the run does, from its folder and as hf:// (offline)."""
+    ours, theirs = work / "prepared-without-tf", work / "shards"
+    shards = sorted(p.relative_to(ours) for p in ours.rglob("*.tfrecord"))
+    assert shards and shards == sorted(p.relative_to(theirs) for p in theirs.rglob("*.tfrecord"))
+    assert all((ours / p).read_bytes() == (theirs / p).read_bytes() for p in shards)
+    assert "writes no TensorBoard logs" in out["train"] and not (work / "jax" / "tensorboard").exists()
+    metrics = json.loads((work / "jax" / "metrics.json").read_text())
+    assert 0.0 <= metrics["samples"]["f1"] <= 1.0
+    relevance = np.load(next((work / "explained").glob("*_lrp.npy")))
+    assert np.isfinite(relevance).all() and np.abs(relevance).sum() > 0
+    report = json.loads((work / "jax-under-jax.json").read_text())
+    assert report["decision"]["name"] == "sigmoid" and report["patches"] == 1
+    assert json.loads((work / "cal.json").read_text())["decision"]["name"] == "calibrated"
+    comparison = json.loads((work / "comparison" / "report.json").read_text())
+    assert comparison["uncertainty"]["intervals"]["jax"]["f1_samples"]["value"] == pytest.approx(report["samples"]["f1"],
+                                                                                                abs=1e-6)
+    predicted = out["jax"]["predict"]
+    assert predicted.splitlines() and out["without tensorflow"][-2] == out["without tensorflow"][-1] == predicted
