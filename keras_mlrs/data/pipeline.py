@@ -62,6 +62,7 @@ def load(
     layout: str = "groups",
     upsampling: str = "nearest",
     shuffle: bool | None = None,
+    reshuffle: bool = True,
     shuffle_buffer: int = 4096,
     seed: int | None = None,
     cache: bool = False,
@@ -92,6 +93,12 @@ def load(
         shuffle: shuffle records (default: only for the training split), anew on each pass.
             Prepared shards are shuffled exactly: each pass is a uniform permutation of the
             whole split.
+        reshuffle: with ``shuffle``, a new order on each pass over the dataset (default);
+            False: every pass gives the first pass's order, for callers that load each
+            epoch anew (``mlrs train`` seeds each epoch's order by its number), so that an
+            extra pass, such as the batch Keras reads under JAX to build a loaded model's
+            metrics before its first epoch, changes nothing. The ``numpy`` pipeline's order
+            depends on its seed alone.
         shuffle_buffer: records in the shuffle buffer of official TFRecords and raw
             archives (prepared shards need none).
         seed: makes shuffling and file order deterministic; None for a fresh order each run.
@@ -134,7 +141,7 @@ def load(
     import tensorflow as tf  # only tf.data pipelines need TensorFlow
 
     ds = source.batches(split, int(batch_size), shuffle=shuffle, seed=seed, shuffle_buffer=shuffle_buffer, cache=cache,
-                        repeat=repeat, drop_remainder=drop_remainder, shard=shard)
+                        repeat=repeat, drop_remainder=drop_remainder, shard=shard, reshuffle=reshuffle)
     if layout == "stacked":
         ds = ds.map(lambda x, y: (_stacked(x, upsampling), y), num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()

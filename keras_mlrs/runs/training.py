@@ -114,7 +114,8 @@ class _Data:
 
         def batches(batch_size=c.batch_size, drop_remainder=False):
             return load(self.source, split, batch_size=batch_size, layout=self.layout, upsampling=c.upsampling,
-                        shuffle=train, seed=c.seed * 1_000_003 + (epoch or 0), drop_remainder=drop_remainder,
+                        shuffle=train, reshuffle=False, seed=c.seed * 1_000_003 + (epoch or 0),
+                        drop_remainder=drop_remainder,
                         pipeline="auto" if whole else self.pipeline,
                         process=(p.processes, p.index) if spread and p.strategy is None else None,
                         multiple=p.replicas if spread and p.strategy is None else 1)

@@ -54,6 +54,25 @@ def test_interrupted_run_resumes_exactly_as_if_uninterrupted(tiny_runs, tmp_path
         runs.resume(tmp_path / "cut")
 
 
+@pytest.mark.backends  # to run in the JAX lane; TensorFlow's resume is the test above, PyTorch's the cross-backend one
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's own path: the other backends read no extra batch")
+def test_resume_under_jax_on_the_tf_data_pipeline_is_exact(prepared, tmp_path):
+    """The same under JAX with the tf.data pipeline (a one-filter K-Branch CNN). Keras under
+    JAX reads a batch of a loaded model's first epoch to build its metrics: that extra pass
+    over the epoch's dataset must not change its order (it did: the resumed epoch trained on
+    another permutation, tf.data reshuffling on each pass)."""
+    config = TrainConfig(loss="bce", data=str(prepared), epochs=2, batch_size=2, pipeline="tf.data",
+                         model_params={"width": 1 / 32, "units": 2})
+    runs.train(config, tmp_path / "straight")
+    with pytest.raises(KeyboardInterrupt):
+        runs.train(config, tmp_path / "cut", callbacks=[_InterruptAtEpoch(1)])
+    runs.resume(tmp_path / "cut")
+    assert read_history(tmp_path / "straight")[1]["loss"] == read_history(tmp_path / "cut")[1]["loss"]
+    a, b = (runs.load_model(tmp_path / r / runs.LAST) for r in ("straight", "cut"))
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
 def test_a_run_being_trained_is_neither_resumed_nor_replaced_by_another(tiny_runs, tmp_path):
     """Another process holds the run's lock (here: this test, as a training process would):
     `resume` and `train(..., overwrite=True)` refuse in one line, and the run stays whole."""

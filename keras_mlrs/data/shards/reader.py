@@ -204,8 +204,9 @@ class PreparedShards(Source):
                               or [np.zeros(0, np.int64)])
 
     def batches(self, split, batch_size, shuffle=False, seed=None, shuffle_buffer=4096, cache=False, repeat=False,
-                drop_remainder=False, shard=None):
-        """Batches of record keys, shuffled exactly (the buffer holds every key of the split),
+                drop_remainder=False, shard=None, reshuffle=True):
+        """Batches of record keys, shuffled exactly (the buffer holds every key of the split;
+        anew on each pass with ``reshuffle``),
         read by a :class:`ShardReader`; ``shuffle_buffer`` does not apply. With ``cache``,
         records are read once in file order and kept in memory."""
         import tensorflow as tf  # only tf.data pipelines need TensorFlow
@@ -230,7 +231,7 @@ class PreparedShards(Source):
         if cache:
             ds = ds.batch(256).map(read, num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()
         if shuffle:
-            ds = ds.shuffle(sum(counts), seed=seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(sum(counts), seed=seed, reshuffle_each_iteration=reshuffle)
         if repeat:
             ds = ds.repeat()
         ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)

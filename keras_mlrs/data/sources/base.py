@@ -78,21 +78,23 @@ class Source:
 
     def batches(self, split: str, batch_size: int, shuffle: bool = False, seed: int | None = None,
                 shuffle_buffer: int = 4096, cache: bool = False, repeat: bool = False,
-                drop_remainder: bool = False, shard: tuple[int, int] | None = None):
+                drop_remainder: bool = False, shard: tuple[int, int] | None = None, reshuffle: bool = True):
         """A ``tf.data.Dataset`` of ``({"b10m", "b20m", "b60m"} uint16, float32 multi-hot)``
         batches of ``split`` (see :func:`keras_mlrs.data.load` for the arguments)."""
         raise NotImplementedError
 
 
-def batch_records(ds, batch_size, shuffle, seed, shuffle_buffer, cache, repeat, drop_remainder, parse=None):
+def batch_records(ds, batch_size, shuffle, seed, shuffle_buffer, cache, repeat, drop_remainder, parse=None,
+                  reshuffle=True):
     """Batches of a dataset of single records, shuffled through a buffer of
-    ``shuffle_buffer`` records, each batch passed through ``parse`` when given."""
+    ``shuffle_buffer`` records (anew on each pass with ``reshuffle``), each batch passed
+    through ``parse`` when given."""
     import tensorflow as tf  # only tf.data pipelines need TensorFlow
 
     if cache:
         ds = ds.cache()
     if shuffle:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=reshuffle)
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
@@ -177,7 +179,7 @@ class RawArchive(Source):
         return read_patch_folder(ref.folder, labels=ref.labels)
 
     def batches(self, split, batch_size, shuffle=False, seed=None, shuffle_buffer=4096, cache=False, repeat=False,
-                drop_remainder=False, shard=None):
+                drop_remainder=False, shard=None, reshuffle=True):
         import tensorflow as tf  # only tf.data pipelines need TensorFlow
 
         refs = self.refs(split)
@@ -196,7 +198,8 @@ class RawArchive(Source):
         ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
         if shard is not None:
             ds = ds.shard(*shard)
-        return batch_records(ds, batch_size, shuffle, seed, shuffle_buffer, cache, repeat, drop_remainder)
+        return batch_records(ds, batch_size, shuffle, seed, shuffle_buffer, cache, repeat, drop_remainder,
+                             reshuffle=reshuffle)
 
 
 #: The most a tar archive may expand to by default, in GB: the BigEarthNet-S2 v1.0 archive

@@ -51,7 +51,7 @@ class OfficialTFRecords(Source):
         return [str(f) for f in files]
 
     def batches(self, split, batch_size, shuffle=False, seed=None, shuffle_buffer=4096, cache=False, repeat=False,
-                drop_remainder=False, shard=None):
+                drop_remainder=False, shard=None, reshuffle=True):
         import tensorflow as tf  # only tf.data pipelines need TensorFlow
 
         files = self.files(split)
@@ -59,10 +59,11 @@ class OfficialTFRecords(Source):
         if shard is not None:
             ds = ds.shard(*shard)
         if shuffle:
-            ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=reshuffle)
         ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 18), cycle_length=min(len(files), 8),
                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None or not shuffle)
-        return batch_records(ds, batch_size, shuffle, seed, shuffle_buffer, cache, repeat, drop_remainder, _parse)
+        return batch_records(ds, batch_size, shuffle, seed, shuffle_buffer, cache, repeat, drop_remainder, _parse,
+                             reshuffle)
 
 
 def _parse(serialized):
