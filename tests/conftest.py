@@ -15,8 +15,35 @@ import shutil  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import TINY, TINY_FLAGS  # noqa: E402
+from helpers import BACKEND, TINY, TINY_FLAGS  # noqa: E402
 from keras_mlrs import data  # noqa: E402
+
+#: Under TensorFlow, the tests of this process run Keras's tf.functions (its train, test and
+#: predict steps, the LRP engine's relevance function) eagerly: the tiny runs of the tests take
+#: longer to trace as graphs than to run (measured: the session's three training runs 17 s
+#: against 37 s, a resumed one 7 s against 20 s). Graph mode, which users run, stays tested:
+#: tests marked ``graph`` switch it on (the compiled-model metrics, doctor's XLA check), every
+#: test that runs `mlrs` or the library in a process of its own (the killed and resumed
+#: training, the cross-backend runs, two-replica training) runs graphs, and the JAX and
+#: PyTorch suites trace the same Keras code (jax.jit, the PyTorch compile-free path aside).
+#: MLRS_TEST_GRAPHS=1 runs every test as graphs (the suite passes so too).
+EAGER_TENSORFLOW = BACKEND == "tensorflow" and os.environ.get("MLRS_TEST_GRAPHS") != "1"
+if EAGER_TENSORFLOW:
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
+
+
+@pytest.fixture(autouse=True)
+def _graphs_when_marked(request):
+    """A test marked ``graph`` runs TensorFlow's functions as graphs (see EAGER_TENSORFLOW);
+    session fixtures, set up before it, keep the suite's mode."""
+    graph = EAGER_TENSORFLOW and request.node.get_closest_marker("graph") is not None
+    if graph:
+        tf.config.run_functions_eagerly(False)
+    yield
+    if graph:
+        tf.config.run_functions_eagerly(True)
 
 
 @pytest.fixture(params=[0, 1, 2, 3], ids=lambda s: f"seed{s}")

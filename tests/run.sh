@@ -7,6 +7,12 @@
 set -eu
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+# The suite starts dozens of Python processes (its pytest sessions, and the commands, workers
+# and backends its tests run in processes of their own). Where PYTHONDONTWRITEBYTECODE is set,
+# as on this project's machines, each would compile TensorFlow's, JAX's and PyTorch's sources
+# anew: `import keras_mlrs.cli.main, keras` took 13-15 s so, 5.7 s once their bytecode is
+# written (into .venv, by the first process that imports each module).
+unset PYTHONDONTWRITEBYTECODE
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check uv
 uv() { .venv/bin/uv pip install -q --python .venv/bin/python "$@"; }

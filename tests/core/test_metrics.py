@@ -398,6 +398,7 @@ def _expected_logs(rule, y, logits, w=None, keys=None):
     return {key: ref[key] for key in keys}
 
 
+@pytest.mark.graph
 def test_compiled_model_evaluate_matches_sklearn(tmp_path):
     keras.utils.set_random_seed(1)
     x, y = _model_data()
@@ -423,6 +424,7 @@ def test_compiled_model_evaluate_matches_sklearn(tmp_path):
     assert_matches(loaded_logs, expected, atol=1e-5, rtol_coverage=1e-5)
 
 
+@pytest.mark.graph
 def test_compiled_model_weighted_metrics_other_rule_and_ranking_metrics():
     # evaluate only (no training); sample weights, a logit rule, every metric family
     keras.utils.set_random_seed(2)
@@ -713,6 +715,7 @@ def test_precision_at_k_larger_than_the_classes_raises():
     assert metrics.PrecisionAtK(4).name == "precision_at_4"
 
 
+@pytest.mark.graph
 def test_cv_scores_in_a_compiled_model():
     # traced (tf.function / jax.jit): the same values as eagerly, with sample weights
     keras.utils.set_random_seed(3)

@@ -17,6 +17,7 @@ from helpers import MLRS, one_line_error
 from keras_mlrs.cli.main import app
 
 
+@pytest.mark.graph  # its XLA check compiles a tf.function
 def test_doctor_reports_what_a_bug_report_needs():
     result = CliRunner().invoke(app, ["doctor", "--json"])
     assert result.exit_code == 0, result.output
