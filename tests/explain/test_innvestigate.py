@@ -2,6 +2,8 @@
 residual CNN, every preset, random weights, real sample patches; in float32 and float64."""
 
 import hashlib
+import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -11,7 +13,7 @@ from filelock import FileLock
 from helpers import BACKEND, float64_mode, mlp, relative_difference, residual_net, small_kbranch
 from keras_mlrs import data
 from keras_mlrs.errors import InvalidParameterError
-from keras_mlrs.explain import LRP, fold_batchnorm, lrp
+from keras_mlrs.explain import LRP, bridge, fold_batchnorm, lrp
 from keras_mlrs.explain.bridge import run_many
 
 pytestmark = pytest.mark.backends
@@ -49,11 +51,35 @@ RESIDUAL_PRESETS = ["lrp.epsilon", *sorted(ILL_CONDITIONED)]
 def _dtype(case) -> str:
     return "float64" if case[0].endswith("float64") else "float32"
 
+
+#: Where iNNvestigate's relevance is kept between runs of the suite: outside the clone (a
+#: fresh clone on a machine that computed it once reuses it, as uv reuses its downloads), each
+#: file named by a digest of everything the relevance depends on: the preset, classes and
+#: dtype, the weights and inputs, the exporting and analysing code (the bridge and its worker
+#: script) and the versions of iNNvestigate, TensorFlow and tf-keras. Computing it takes about
+#: 100 s of both cores (11 analyzer builds of 8-13 s each).
+REFERENCE_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "keras-mlrs-tests" / "innvestigate"
+
+
+def _reference_digest():
+    from importlib.metadata import PackageNotFoundError, version
+
+    digest = hashlib.sha256()
+    for path in (bridge.WORKER, Path(bridge.__file__)):
+        digest.update(path.read_bytes())
+    for dist in ("innvestigate", "tf-keras", "tensorflow-cpu", "tensorflow"):
+        try:
+            digest.update(f"{dist}=={version(dist)};".encode())
+        except PackageNotFoundError:
+            digest.update(f"{dist} absent;".encode())
+    return digest
+
+
 @pytest.fixture(scope="module")
-def innvestigate_reference(patches, request):
-    """iNNvestigate's relevance for every agreement case, from one worker process. The
-    results are cached on disk (pytest's cache, under a lock), keyed by the weights and
-    inputs, so the TensorFlow and JAX runs of the suite share one computation."""
+def innvestigate_reference(patches):
+    """iNNvestigate's relevance for every agreement case, from two worker processes. The
+    results are cached on disk (:data:`REFERENCE_CACHE`, under a lock), so the TensorFlow and
+    JAX runs of the suite share one computation, and later runs reuse it."""
     stacked = np.concatenate(
         [data.read_patch(p).stacked()[None] for p in sorted(data.sample_path().iterdir()) if p.is_dir()][:3]
     )
@@ -68,10 +94,13 @@ def innvestigate_reference(patches, request):
         cases[("kbranch-float64", p)] = (kbranch, patches, p)
     for p in RESIDUAL_PRESETS:
         cases[("residual", p)] = (residual_net(2), stacked, p)
-    cache = request.config.cache.mkdir("keras-mlrs-innvestigate")
+    cache = REFERENCE_CACHE
+    cache.mkdir(parents=True, exist_ok=True)
+    code = _reference_digest()
     paths = {}
     for key, (model, x, preset) in cases.items():
-        digest = hashlib.sha256(preset.encode() + repr(CLASSES).encode() + _dtype(key).encode())
+        digest = code.copy()
+        digest.update(preset.encode() + repr(CLASSES).encode() + _dtype(key).encode())
         for w in model.get_weights():
             digest.update(np.ascontiguousarray(w).tobytes())
         for a in keras.tree.flatten(x):
@@ -87,7 +116,10 @@ def innvestigate_reference(patches, request):
                                      for k in missing], processes=2)
             for key, (relevance, _) in zip(missing, computed):
                 relevance = relevance if isinstance(relevance, dict) else {"bands": relevance}
-                np.savez(paths[key], **relevance)
+                partial = paths[key].with_suffix(".partial")  # whole files only, should this run be killed
+                with open(partial, "wb") as f:
+                    np.savez(f, **relevance)
+                os.replace(partial, paths[key])
     results = {}
     for key, path in paths.items():
         with np.load(path) as npz:
