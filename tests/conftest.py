@@ -24,9 +24,8 @@ from keras_mlrs import data  # noqa: E402
 #: against 37 s, a resumed one 7 s against 20 s). Graph mode, which users run, stays tested:
 #: tests marked ``graph`` switch it on (the compiled-model metrics, doctor's XLA check), every
 #: test that runs `mlrs` or the library in a process of its own (the killed and resumed
-#: training, the cross-backend runs, two-replica training) runs graphs, and the JAX and
-#: PyTorch suites trace the same Keras code (jax.jit, the PyTorch compile-free path aside).
-#: MLRS_TEST_GRAPHS=1 runs every test as graphs (the suite passes so too).
+#: training, the cross-backend runs, two-replica training) runs graphs, and the JAX suite
+#: traces the same Keras code with jax.jit. MLRS_TEST_GRAPHS=1 runs every test as graphs.
 EAGER_TENSORFLOW = BACKEND == "tensorflow" and os.environ.get("MLRS_TEST_GRAPHS") != "1"
 if EAGER_TENSORFLOW:
     import tensorflow as tf
