@@ -1,6 +1,7 @@
 """The native LRP engine against iNNvestigate 2.1.2, the study's library: K-Branch CNN and a
 residual CNN, every preset, random weights, real sample patches; in float32 and float64."""
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -75,6 +76,21 @@ def _reference_digest():
     return digest
 
 
+@contextlib.contextmanager
+def _every_core():
+    """The workers started inside may run on every core, even where tests/run.sh pins this
+    process's lane to one."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, range(os.cpu_count()))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cores)
+
+
 @pytest.fixture(scope="module")
 def innvestigate_reference(patches):
     """iNNvestigate's relevance for every agreement case, from two worker processes. The
@@ -111,7 +127,7 @@ def innvestigate_reference(patches):
         if missing:
             # Two workers: the other backend's suite waits on the lock meanwhile, so its core
             # would otherwise idle for the whole computation (about 100 s of analyzer builds).
-            with float64_mode():  # the bridge normalises the bands in float64 for float64 cases
+            with float64_mode(), _every_core():  # float64: the bridge normalises float64 cases so
                 computed = run_many([(cases[k][0], cases[k][1], CLASSES, cases[k][2], {"dtype": _dtype(k)})
                                      for k in missing], processes=2)
             for key, (relevance, _) in zip(missing, computed):
