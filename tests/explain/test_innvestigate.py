@@ -127,7 +127,7 @@ def innvestigate_reference(patches):
         if missing:
             # Two workers: the other backend's suite waits on the lock meanwhile, so its core
             # would otherwise idle for the whole computation (about 100 s of analyzer builds).
-            with float64_mode(), _every_core():  # float64: the bridge normalises float64 cases so
+            with float64_mode(), _every_core():  # float64_mode: the bridge normalises float64 cases so
                 computed = run_many([(cases[k][0], cases[k][1], CLASSES, cases[k][2], {"dtype": _dtype(k)})
                                      for k in missing], processes=2)
             for key, (relevance, _) in zip(missing, computed):
