@@ -3,6 +3,7 @@ errors, gradients through the active backend, a Hugging Face cache seeded by han
 independent references (rasterio reads, JSON labels) the data is checked against."""
 
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -15,7 +16,14 @@ import keras
 import numpy as np
 import pytest
 
-from keras_mlrs.bigearthnet import CLASS_NAMES, CORINE_TO_19, GROUPS, STACKED_BANDS
+from keras_mlrs.bigearthnet import (
+    CLASS_NAMES,
+    CORINE_TO_19,
+    GROUP_SIZES,
+    GROUPS,
+    NUM_CLASSES,
+    STACKED_BANDS,
+)
 from keras_mlrs.core.layers import BandNormalization
 from keras_mlrs.models import kbranch_cnn
 
@@ -30,11 +38,20 @@ NO_TENSORFLOW = """
 import sys
 sys.modules.update(dict.fromkeys(("tensorflow", "tf_keras", "tensorboard")))
 """
-#: A tiny model registered as "tiny" (code for a script of its own; ``TINY_MLRS`` is ``mlrs``
-#: with it, as ``python -c TINY_MLRS args...``): the band groups averaged, two dense layers.
-#: JAX and tf.distribute compile its steps in a fraction of the K-Branch CNN's time, for the
-#: tests of how batches and gradients travel. Its dropout layer makes them check that every
-#: process draws the masks one process would, and that a resumed run draws them on.
+def tiny_model(num_classes=NUM_CLASSES):
+    """A tiny model: the band groups averaged, two dense layers, dropout between them. JAX and
+    tf.distribute compile its steps in a fraction of the K-Branch CNN's time, for the tests of
+    how batches and gradients travel and of exact resumes; its dropout layer makes them check
+    that every process draws the masks one process would, and that a resumed run draws them on."""
+    inputs = {g: keras.Input((GROUP_SIZES[g], GROUP_SIZES[g], len(b)), name=g, dtype="uint16") for g, b in GROUPS.items()}
+    pooled = [keras.layers.GlobalAveragePooling2D()(BandNormalization(GROUPS[g])(x)) for g, x in inputs.items()]
+    x = keras.layers.Dense(8, activation="relu")(keras.layers.Concatenate()(pooled))
+    x = keras.layers.Dropout(0.25)(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(x), name="tiny")
+
+
+#: :func:`tiny_model` registered as "tiny", as code for a script of its own (``TINY_MLRS`` is
+#: ``mlrs`` with it, as ``python -c TINY_MLRS args...``).
 TINY_MODEL_CODE = """
 import sys
 from keras_mlrs import models  # first, as the mlrs command: Keras and TensorFlow then load quietly
@@ -43,14 +60,8 @@ from keras_mlrs.cli import registry
 from keras_mlrs.core.layers import BandNormalization
 import keras
 
-def tiny(num_classes=NUM_CLASSES):
-    inputs = {g: keras.Input((GROUP_SIZES[g], GROUP_SIZES[g], len(b)), name=g, dtype="uint16") for g, b in GROUPS.items()}
-    pooled = [keras.layers.GlobalAveragePooling2D()(BandNormalization(GROUPS[g])(x)) for g, x in inputs.items()]
-    x = keras.layers.Dense(8, activation="relu")(keras.layers.Concatenate()(pooled))
-    x = keras.layers.Dropout(0.25)(x)
-    return keras.Model(inputs, keras.layers.Dense(num_classes)(x), name="tiny")
-
-models.MODELS.add("tiny", tiny)
+""" + inspect.getsource(tiny_model) + """
+models.MODELS.add("tiny", tiny_model)
 registry.MODELS = (*registry.MODELS, "tiny")
 """
 TINY_MLRS = TINY_MODEL_CODE + """

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import TINY_MODEL_CODE
+from helpers import TINY_MODEL_CODE, tiny_model
 from keras_mlrs import data, runs
 from keras_mlrs.errors import MlrsError
 from keras_mlrs.runs import RunDirectory, TrainConfig
@@ -56,13 +56,16 @@ def test_interrupted_run_resumes_exactly_as_if_uninterrupted(tiny_runs, tmp_path
 
 @pytest.mark.backends  # to run in the JAX lane; TensorFlow's resume is the test above, PyTorch's the cross-backend one
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's own path: the other backends read no extra batch")
-def test_resume_under_jax_on_the_tf_data_pipeline_is_exact(prepared, tmp_path):
-    """The same under JAX with the tf.data pipeline (a one-filter K-Branch CNN). Keras under
-    JAX reads a batch of a loaded model's first epoch to build its metrics: that extra pass
-    over the epoch's dataset must not change its order (it did: the resumed epoch trained on
-    another permutation, tf.data reshuffling on each pass)."""
-    config = TrainConfig(loss="bce", data=str(prepared), epochs=2, batch_size=2, pipeline="tf.data",
-                         model_params={"width": 1 / 32, "units": 2})
+def test_resume_under_jax_on_the_tf_data_pipeline_is_exact(prepared, tmp_path, monkeypatch):
+    """The same under JAX with the tf.data pipeline and the tests' tiny model (a K-Branch CNN,
+    even one filter wide, took 40-84 s to compile for the three runs). Keras under JAX reads a
+    batch of a loaded model's first epoch to build its metrics: that extra pass over the
+    epoch's dataset must not change its order (it did: the resumed epoch trained on another
+    permutation, tf.data reshuffling on each pass)."""
+    from keras_mlrs import models
+
+    monkeypatch.setitem(models.MODELS._entries, "tiny", tiny_model)  # registered for this test only
+    config = TrainConfig(loss="bce", data=str(prepared), epochs=2, batch_size=2, pipeline="tf.data", model="tiny")
     runs.train(config, tmp_path / "straight")
     with pytest.raises(KeyboardInterrupt):
         runs.train(config, tmp_path / "cut", callbacks=[_InterruptAtEpoch(1)])
