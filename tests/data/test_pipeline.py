@@ -71,7 +71,6 @@ def test_distributed_file_sharding_reads_disjoint_parts(sample, tmp_path):
     assert sorted(map(tuple, np.concatenate(auto).tolist())) == sorted(map(tuple, whole.tolist()))
 
 
-
 def test_reshuffle_false_gives_every_pass_the_first_passs_order(prepared):
     """`mlrs train` loads each epoch anew (seeded by its number) with ``reshuffle=False``: a
     second pass over one epoch's dataset (Keras under JAX reads a batch before a loaded
