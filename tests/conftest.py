@@ -15,7 +15,7 @@ import shutil  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import BACKEND, TINY, TINY_FLAGS  # noqa: E402
+from helpers import BACKEND, TEST_CACHE, TINY, TINY_FLAGS  # noqa: E402
 from keras_mlrs import data  # noqa: E402
 
 #: Under TensorFlow, the tests of this process run Keras's tf.functions (its train, test and
@@ -31,6 +31,20 @@ if EAGER_TENSORFLOW:
     import tensorflow as tf
 
     tf.config.run_functions_eagerly(True)
+
+#: Under JAX, the compiled programs are kept on disk (JAX's persistent compilation cache) and
+#: read back by the next run of the suite: JAX compiles every eager operation once per shape,
+#: and the tests meet thousands (tests/core/test_metrics.py took 76 s compiling them, 36 s
+#: reading them back). Only this process uses the cache: the processes the tests start (which
+#: may run side by side) compile for themselves, so no process reads an entry another is
+#: writing. The cache is keyed by JAX's versions, flags and the device: stale entries are
+#: never read.
+if BACKEND == "jax":
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(TEST_CACHE / "jax-compilation"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 @pytest.fixture(autouse=True)

@@ -28,6 +28,10 @@ from keras_mlrs.core.layers import BandNormalization
 from keras_mlrs.models import kbranch_cnn
 
 BACKEND = keras.backend.backend()
+#: What the suite keeps between its runs, outside the clone (as uv keeps its downloads): a
+#: fresh clone on a machine that ran the suite once reuses it (iNNvestigate's reference
+#: relevance, JAX's compiled programs). Deleting it costs only time.
+TEST_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "keras-mlrs-tests"
 PNG = b"\x89PNG\r\n\x1a\n"
 #: `mlrs` in a fresh Python process: ``[sys.executable, "-c", MLRS, *args]``.
 #: Code that makes ``import tensorflow`` fail in the process that runs it, as on a JAX or

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 from filelock import FileLock
 
-from helpers import BACKEND, float64_mode, mlp, relative_difference, residual_net, small_kbranch
+from helpers import (
+    BACKEND,
+    TEST_CACHE,
+    float64_mode,
+    mlp,
+    relative_difference,
+    residual_net,
+    small_kbranch,
+)
 from keras_mlrs import data
 from keras_mlrs.errors import InvalidParameterError
 from keras_mlrs.explain import LRP, bridge, fold_batchnorm, lrp
@@ -59,7 +67,7 @@ def _dtype(case) -> str:
 #: dtype, the weights and inputs, the exporting and analysing code (the bridge and its worker
 #: script) and the versions of iNNvestigate, TensorFlow and tf-keras. Computing it takes about
 #: 100 s of both cores (11 analyzer builds of 8-13 s each).
-REFERENCE_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "keras-mlrs-tests" / "innvestigate"
+REFERENCE_CACHE = TEST_CACHE / "innvestigate"
 
 
 def _reference_digest():
