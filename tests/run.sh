@@ -35,12 +35,13 @@ uv --no-deps --target "$work/staged" .
 (cd "$work/staged" && "$root/.venv/bin/lint-imports" --no-cache "$root/pyproject.toml")
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet
 echo "--- install, lint, contracts and docs: $(($(date +%s) - start)) s"
-# The two suites side by side, a core each: the backend-agnostic tests (and, to balance the
-# cores, those that compute nothing with Keras) under JAX, the rest under TensorFlow. They
-# share iNNvestigate's reference through a cache outside the clone (computed once per
-# machine, under a file lock: tests/explain/test_innvestigate.py). The multi-process tests
-# follow the JAX suite in its lane; the backend-agnostic tests under PyTorch (eager, they take
-# about a minute) follow the TensorFlow suite in its lane.
+# The two lanes side by side, a core each. One: every test that needs TensorFlow. The other:
+# the backend-agnostic tests (and, to balance the cores, those that compute nothing with
+# Keras) under JAX, the backend-agnostic tests again under PyTorch (eager, about 45 s), then
+# the multi-process tests. The lanes share iNNvestigate's reference and the JAX lane its
+# compiled programs through caches outside the clone (computed once per machine: the
+# reference under a file lock, tests/explain/test_innvestigate.py; JAX's programs in its
+# persistent compilation cache, tests/conftest.py).
 alone=tests/runs/test_multiprocess.py
 # JAX compiles every eager operation and every step it meets, and the tests meet thousands:
 # XLA's LLVM back end at optimisation level 0 compiles them faster than it slows their tiny
@@ -50,7 +51,7 @@ export XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=0"
 # Each lane on a core of its own (where taskset can): TensorFlow's and XLA's thread pools size
 # themselves to the cores they may use, and with both lanes on both cores a small compiled
 # test waited on the other lane's threads (one took 39-54 s side by side, 6 s alone). The
-# multi-process tests, which end the JAX lane, may use both.
+# multi-process tests, which end the second lane, may use both.
 lane0="" lane1=""
 cores=$(.venv/bin/python -c "import os; print(*sorted(os.sched_getaffinity(0))[:2])" 2>/dev/null || true)
 if command -v taskset >/dev/null 2>&1 && [ "$(echo $cores | wc -w)" -eq 2 ]; then
@@ -60,20 +61,20 @@ fi
     status=0
     KERAS_BACKEND=jax $lane1 .venv/bin/python -m pytest -q --durations=15 -m "backends or backend_free" --ignore=$alone \
         || status=$?
-    echo "--- the JAX suite ended at $(($(date +%s) - start)) s; then the multi-process tests ---"
+    echo "--- the JAX suite ended at $(($(date +%s) - start)) s; then the backend-agnostic tests under PyTorch ---"
+    KERAS_BACKEND=torch $lane1 .venv/bin/python -m pytest -q --durations=5 -m backends --ignore=$alone || status=$?
+    echo "--- the PyTorch suite ended at $(($(date +%s) - start)) s; then the multi-process tests ---"
     KERAS_BACKEND=jax .venv/bin/python -m pytest -q --durations=5 $alone || status=$?
     echo "--- the multi-process tests ended at $(($(date +%s) - start)) s"
     exit $status
-) >"$work/jax.log" 2>&1 &
-jax=$!
+) >"$work/second-lane.log" 2>&1 &
+second=$!
 tf=0
 KERAS_BACKEND=tensorflow $lane0 .venv/bin/python -m pytest -q --durations=15 -m "not backend_free" --ignore=$alone || tf=$?
-echo "--- the TensorFlow suite ended at $(($(date +%s) - start)) s; then the backend-agnostic tests under PyTorch ---"
-KERAS_BACKEND=torch $lane0 .venv/bin/python -m pytest -q --durations=5 -m backends --ignore=$alone || tf=$?
-echo "--- the PyTorch suite ended at $(($(date +%s) - start)) s"
-jax_status=0
-wait "$jax" || jax_status=$?
-echo "--- under JAX: the backend-agnostic tests and those that compute nothing with Keras, then the multi-process tests ---"
-cat "$work/jax.log"
+echo "--- the TensorFlow suite ended at $(($(date +%s) - start)) s"
+second_status=0
+wait "$second" || second_status=$?
+echo "--- the second lane: under JAX, the backend-agnostic tests and those that compute nothing with Keras; under PyTorch, the backend-agnostic tests; then the multi-process tests ---"
+cat "$work/second-lane.log"
 echo "--- all done in $(($(date +%s) - start)) s (the budget: 480 s from a fresh clone)"
-[ "$tf" -eq 0 ] && [ "$jax_status" -eq 0 ]
+[ "$tf" -eq 0 ] && [ "$second_status" -eq 0 ]
