@@ -37,7 +37,7 @@ NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet
 echo "--- install, lint, contracts and docs: $(($(date +%s) - start)) s"
 # The two lanes side by side, a core each. One: every test that needs TensorFlow. The other:
 # the backend-agnostic tests (and, to balance the cores, those that compute nothing with
-# Keras) under JAX, the backend-agnostic tests again under PyTorch (eager, about 45 s), then
+# Keras) under JAX, the backend-agnostic tests again under PyTorch (eager, about 30 s), then
 # the multi-process tests. The lanes share iNNvestigate's reference and the JAX lane its
 # compiled programs through caches outside the clone (computed once per machine: the
 # reference under a file lock, tests/explain/test_innvestigate.py; JAX's programs in its
