@@ -27,6 +27,7 @@ from keras_mlrs.explain.kernels import (
     check_dtype,
     compile_function,
     dense_relevance,
+    transposed_chunks,
 )
 
 #: layers a "first layer" may read the model inputs through
@@ -82,8 +83,7 @@ class LRP:
         self.num_classes = int(model.outputs[0].shape[-1])
         self._params = [
             (ops.convert_to_tensor(s.kernel, dtype), ops.convert_to_tensor(s.bias, dtype),
-             ops.convert_to_tensor(np.ascontiguousarray(np.asarray(s.kernel).T), dtype)
-             if isinstance(s.layer, keras.layers.Dense) else None)
+             transposed_chunks(s.kernel, dtype) if isinstance(s.layer, keras.layers.Dense) else None)
             for s in self._steps
             if s.kernel is not None
         ]

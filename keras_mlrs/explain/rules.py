@@ -23,12 +23,13 @@ import keras
 from keras import ops
 
 from keras_mlrs.errors import InvalidParameterError
-from keras_mlrs.explain.kernels import Windows, call_layer, class_vjp, negative, positive
+from keras_mlrs.explain.kernels import Windows, call_layer, class_vjp, fused, negative, positive
 
 #: added to denominators that are exactly zero (iNNvestigate's ``K.epsilon()``)
 SAFE_EPSILON = 1e-7
 
 
+@fused
 def safe_divide(a, b):
     """``a / b`` where ``b == 0`` counts as ``1e-7`` (no relevance is created from nothing)."""
     return a / (b + SAFE_EPSILON * ops.cast(ops.equal(b, 0), b.dtype))
@@ -39,7 +40,12 @@ def divide(R, denominator):
     per-patch reciprocal scales its shares, nothing per class is made)."""
     if isinstance(R, Windows):
         return R.scaled(1 / denominator)
-    return R / denominator
+    return _quotient(R, denominator)
+
+
+@fused
+def _quotient(a, b):
+    return a / b
 
 
 def stabilise(z, epsilon: float):
@@ -273,14 +279,17 @@ def _tiling_max_pool_relevance(layer, x, R):
     gradient, without repeating the forward values once per class: the windows are a
     reshape of the input (``[batch, h', ph, w', pw, ch]``), so the winners' shares and the
     relevance they receive are broadcasts, each computed in one pass."""
-    ph, pw = layer.pool_size
-    pooled = layer.call(x)
-    hp, wp, ch = pooled.shape[1], pooled.shape[2], x.shape[-1]
-    h, w = hp * ph, wp * pw
-    windows = ops.reshape(x[:, :h, :w], (-1, hp, ph, wp, pw, ch))
+    return Windows(R, _winner_shares(x, layer.call(x), *layer.pool_size), x.shape[1:3])
+
+
+@fused
+def _winner_shares(x, pooled, ph: int, pw: int):
+    """Each input unit's share of its window's relevance: 1 for the window's maximum,
+    ``1/k`` for each of ``k`` tied maxima, 0 elsewhere (``[batch, h', ph, w', pw, ch]``)."""
+    n, hp, wp, ch = pooled.shape
+    windows = ops.reshape(x[:, : hp * ph, : wp * pw], (n, hp, ph, wp, pw, ch))
     winners = ops.cast(ops.equal(windows, pooled[:, :, None, :, None, :]), x.dtype)
-    share = winners / ops.sum(winners, axis=(2, 4), keepdims=True)
-    return Windows(R, share, x.shape[1:3])
+    return winners / ops.sum(winners, axis=(2, 4), keepdims=True)
 
 
 __all__ = ["AlphaBeta", "Epsilon", "Flat", "Gamma", "Gradient", "LayerRule", "PassThrough", "Proportional", "Rule",

@@ -1,14 +1,16 @@
 """The LRP engine's properties and surface: conservation, the batch-normalisation canonizer,
 output activations, classes by name, presets as data, layer maps and canonizers of one's
-own, refusals, and the blocked backward convolution."""
+own, refusals, the blocked backward convolution, and the compiled engine against the one
+run op by op."""
 
+import contextlib
 import dataclasses
 
 import keras
 import numpy as np
 import pytest
 
-from helpers import mlp, relative_difference, small_kbranch
+from helpers import BACKEND, mlp, relative_difference, small_kbranch
 from keras_mlrs.explain import (
     BASE_MAP,
     LRP,
@@ -21,7 +23,7 @@ from keras_mlrs.explain import (
     fold_batchnorm,
     lrp,
 )
-from keras_mlrs.explain.kernels import KernelView, Windows, blocked_conv
+from keras_mlrs.explain.kernels import CHUNK_COLUMNS, KernelView, Windows, blocked_conv, transposed_chunks
 from keras_mlrs.explain.rules import WinnerTakeAll
 
 pytestmark = pytest.mark.backends
@@ -35,6 +37,48 @@ def test_z_rule_without_bias_conserves_the_logit(patches):
     total = sum(r.sum(axis=tuple(range(2, r.ndim))) for r in relevance.values())  # [batch, classes]
     logits = np.asarray(model.predict_on_batch(patches))[:, CLASSES]
     np.testing.assert_allclose(total, logits, rtol=1e-4, atol=1e-6)
+
+@contextlib.contextmanager
+def op_by_op():
+    """TensorFlow's functions run eagerly inside (the other backends' LRP(jit=False) already
+    runs op by op)."""
+    if BACKEND != "tensorflow":
+        yield
+        return
+    import tensorflow as tf
+
+    eager = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(eager)
+
+
+@pytest.mark.graph
+@pytest.mark.skipif(BACKEND == "torch", reason="LRP under PyTorch runs eagerly only: there is no compiled form")
+@pytest.mark.parametrize("preset", ["lrp.epsilon", "lrp.alpha_1_beta_0"])
+def test_the_compiled_engine_equals_the_engine_run_op_by_op(patches, preset):
+    """The TensorFlow graph (with its XLA-fused element-wise chains) or the jax.jit program
+    gives the relevance of the same engine run one operation at a time, through every
+    fast form of the K-Branch CNN: windows read as blocks by the first layer, the dense
+    kernels' stored transposes in chunks (14,400 inputs: 4 chunks)."""
+    model = small_kbranch(9)
+    assert len(transposed_chunks(model.get_layer("b10m_fc").kernel, "float32")) == 4
+    compiled = LRP(model, preset, jit=BACKEND == "jax")(patches, CLASSES)
+    with op_by_op():
+        expected = LRP(model, preset, jit=False)(patches, CLASSES)
+    for group in expected:
+        assert relative_difference(compiled[group], expected[group]) <= 1e-5, group
+
+
+def test_a_dense_kernels_stored_transpose_is_its_transpose_in_chunks():
+    kernel = np.random.default_rng(0).normal(size=(3 * CHUNK_COLUMNS + 5, 7)).astype("float32")
+    chunks = [keras.ops.convert_to_numpy(c) for c in transposed_chunks(kernel, "float32")]
+    assert len(chunks) == 3 and all(c.flags.c_contiguous for c in chunks)
+    np.testing.assert_array_equal(np.concatenate(chunks, axis=1), kernel.T)
+    assert len(transposed_chunks(kernel[:CHUNK_COLUMNS // 2], "float32")) == 1
+
 
 def test_folding_batchnorm_changes_neither_outputs_nor_relevance(patches):
     model = small_kbranch(6)
