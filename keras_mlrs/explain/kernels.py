@@ -220,9 +220,8 @@ def transposed_chunks(kernel, dtype) -> tuple:
     """A dense ``[in, out]`` kernel transposed (``[out, in]``, contiguous) and cut along its
     inputs into chunks of about :data:`CHUNK_COLUMNS` columns: what :class:`KernelView`
     multiplies by. Measured on the K-Branch CNN's ``57600 × 1024`` kernels (tf.function,
-    2 cores): the transposed product of 152 rows took 58 ms in 14 chunks against 61-65 ms
-    whole, and the 8-row forward product 15.5 ms as ``kernelᵀ · xᵀ`` against 19.5 ms as
-    ``x · kernel``, which reads the same 236 MB."""
+    2 cores): the transposed product of 152 rows took 57-60 ms in 14-16 chunks against
+    61-66 ms whole."""
     kernel_t = np.ascontiguousarray(np.asarray(kernel).T)
     pieces = max(1, round(kernel_t.shape[1] / CHUNK_COLUMNS))
     return tuple(ops.convert_to_tensor(np.ascontiguousarray(c), dtype) for c in np.array_split(kernel_t, pieces, axis=1))
@@ -252,13 +251,7 @@ class KernelView:
         last = self._last
         if last is not None and last[0] is x and last[1] is kernel and last[2] is bias:
             return last[3]
-        if self._stored_transpose(kernel) and len(x.shape) == 2:
-            # zᵀ = Σ kernelᵀ[:, chunk] · xᵀ[chunk]: a few rows times the large kernel, read once
-            bounds = np.cumsum([0, *(c.shape[1] for c in self.kernel_t)])
-            z = ops.transpose(sum(matmul(c, ops.transpose(x[:, a:b])) for c, a, b in zip(self.kernel_t, bounds, bounds[1:])))
-            z = z if bias is None else z + bias
-        else:
-            z = kernel_apply(self.layer, x, kernel, bias)
+        z = kernel_apply(self.layer, x, kernel, bias)
         self.tally[0] += multiply_adds(self.layer, z.shape)
         self._last = (x, kernel, bias, z)
         return z
