@@ -21,8 +21,8 @@ from keras_mlrs.explain import composites
 from keras_mlrs.explain.canonizers import DEFAULT_CANONIZERS, canonize
 from keras_mlrs.explain.graph import KERNEL, Graph, trace
 from keras_mlrs.explain.kernels import (
+    LAZY,
     KernelView,
-    Windows,
     call_layer,
     check_dtype,
     compile_function,
@@ -137,7 +137,7 @@ class LRP:
                 rule = self.composite.rule(kind, step.name in self._first)
             else:
                 rule = self.composite.layer_map.rule(step.layer)
-            if isinstance(R, Windows) and not rule.takes_windows:
+            if isinstance(R, LAZY) and not rule.takes_lazy:
                 R = R.dense()
             if isinstance(step.layer, KERNEL):
                 contributions = [rule.relevance(views[step.name], args[0], R)]

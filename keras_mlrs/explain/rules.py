@@ -23,7 +23,17 @@ import keras
 from keras import ops
 
 from keras_mlrs.errors import InvalidParameterError
-from keras_mlrs.explain.kernels import Windows, call_layer, class_vjp, fused, negative, positive
+from keras_mlrs.explain.kernels import (
+    LAZY,
+    Scaled,
+    Windows,
+    call_layer,
+    class_vjp,
+    dense_relevance,
+    fused,
+    negative,
+    positive,
+)
 
 #: added to denominators that are exactly zero (iNNvestigate's ``K.epsilon()``)
 SAFE_EPSILON = 1e-7
@@ -36,9 +46,10 @@ def safe_divide(a, b):
 
 
 def divide(R, denominator):
-    """``R / denominator`` for relevance held as a tensor or as :class:`Windows` (then the
-    per-patch reciprocal scales its shares, nothing per class is made)."""
-    if isinstance(R, Windows):
+    """``R / denominator`` for relevance held as a tensor or lazily (:class:`Windows`,
+    :class:`Scaled`: then the per-patch reciprocal joins its per-patch factor, nothing per
+    class is made)."""
+    if isinstance(R, LAZY):
         return R.scaled(1 / denominator)
     return _quotient(R, denominator)
 
@@ -54,10 +65,11 @@ def stabilise(z, epsilon: float):
 
 
 class Rule:
-    """Base class: ``relevance(layer, x, R) -> R_in``. ``takes_windows``: ``R`` may come as
-    :class:`~keras_mlrs.explain.kernels.Windows` (else the engine makes it a tensor first)."""
+    """Base class: ``relevance(layer, x, R) -> R_in``. ``takes_lazy``: ``R`` may come lazy
+    (:class:`~keras_mlrs.explain.kernels.Windows`, :class:`~keras_mlrs.explain.kernels.Scaled`;
+    else the engine makes it a tensor first). The result may be lazy."""
 
-    takes_windows = False
+    takes_lazy = False
 
     def relevance(self, layer, x, R):  # pragma: no cover - interface
         raise NotImplementedError
@@ -75,9 +87,9 @@ class Z(Rule):
 
     def relevance(self, layer, x, R):
         z = layer.forward(x, layer.kernel, layer.bias if self.bias else None)
-        return x * layer.transpose(divide(R, z + SAFE_EPSILON * ops.cast(ops.equal(z, 0), z.dtype)), layer.kernel)
+        return Scaled(layer.transpose(divide(R, z + SAFE_EPSILON * ops.cast(ops.equal(z, 0), z.dtype)), layer.kernel), x)
 
-    takes_windows = True
+    takes_lazy = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,9 +111,9 @@ class Epsilon(Rule):
 
     def relevance(self, layer, x, R):
         z = layer.forward(x, layer.kernel, layer.bias if self.bias else None)
-        return x * layer.transpose(divide(R, stabilise(z, self.epsilon)), layer.kernel)
+        return Scaled(layer.transpose(divide(R, stabilise(z, self.epsilon)), layer.kernel), x)
 
-    takes_windows = True
+    takes_lazy = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,16 +218,16 @@ class Gamma(Rule):
         kernel = layer.kernel + self.gamma * positive(layer.kernel)
         bias = layer.bias + self.gamma * positive(layer.bias) if self.bias else None
         z = layer.forward(x, kernel, bias)
-        return x * layer.transpose(safe_divide(R, z), kernel)
+        return Scaled(layer.transpose(safe_divide(R, z), kernel), x)
 
 
 # -- layers without a kernel --------------------------------------------------------------------
 class LayerRule:
     """Base class of the rules of layers without a kernel:
-    ``relevance(layer, inputs, R) -> one relevance per input`` (``takes_windows``: as for
+    ``relevance(layer, inputs, R) -> one relevance per input`` (``takes_lazy``: as for
     :class:`Rule`)."""
 
-    takes_windows = False
+    takes_lazy = False
 
     def relevance(self, layer, inputs: list, R) -> list:  # pragma: no cover - interface
         raise NotImplementedError
@@ -226,7 +238,7 @@ class PassThrough(LayerRule):
     """Relevance passes unchanged: element-wise layers (activations, dropout) and the
     normalisation of the raw bands."""
 
-    takes_windows = True
+    takes_lazy = True
 
     def relevance(self, layer, inputs, R):
         return [R]
@@ -256,12 +268,15 @@ class Gradient(LayerRule):
 class WinnerTakeAll(Gradient):
     """Max pooling: each window's relevance goes to its maximum (split evenly between tied
     maxima). When the windows tile the input this is computed directly, without repeating
-    the forward values once per class; otherwise as the gradient."""
+    the forward values once per class (a per-patch factor of ``R``, :class:`Scaled`, joins
+    the shares); otherwise as the gradient."""
+
+    takes_lazy = True
 
     def relevance(self, layer, inputs, R):
-        if _is_tiling_max_pool(layer):
+        if _is_tiling_max_pool(layer) and not isinstance(R, Windows):
             return [_tiling_max_pool_relevance(layer, inputs[0], R)]
-        return super().relevance(layer, inputs, R)
+        return super().relevance(layer, inputs, dense_relevance(R))
 
 
 def _is_tiling_max_pool(layer) -> bool:
@@ -279,17 +294,21 @@ def _tiling_max_pool_relevance(layer, x, R):
     gradient, without repeating the forward values once per class: the windows are a
     reshape of the input (``[batch, h', ph, w', pw, ch]``), so the winners' shares and the
     relevance they receive are broadcasts, each computed in one pass."""
+    if isinstance(R, Scaled):
+        return Windows(R.T, _winner_shares(x, layer.call(x), *layer.pool_size, R.q), x.shape[1:3])
     return Windows(R, _winner_shares(x, layer.call(x), *layer.pool_size), x.shape[1:3])
 
 
 @fused
-def _winner_shares(x, pooled, ph: int, pw: int):
+def _winner_shares(x, pooled, ph: int, pw: int, q=None):
     """Each input unit's share of its window's relevance: 1 for the window's maximum,
-    ``1/k`` for each of ``k`` tied maxima, 0 elsewhere (``[batch, h', ph, w', pw, ch]``)."""
+    ``1/k`` for each of ``k`` tied maxima, 0 elsewhere (``[batch, h', ph, w', pw, ch]``);
+    times the window's per-patch factor ``q`` (``[batch, h', w', ch]``) when given."""
     n, hp, wp, ch = pooled.shape
     windows = ops.reshape(x[:, : hp * ph, : wp * pw], (n, hp, ph, wp, pw, ch))
     winners = ops.cast(ops.equal(windows, pooled[:, :, None, :, None, :]), x.dtype)
-    return winners / ops.sum(winners, axis=(2, 4), keepdims=True)
+    share = winners / ops.sum(winners, axis=(2, 4), keepdims=True)
+    return share if q is None else share * q[:, :, None, :, None, :]
 
 
 __all__ = ["AlphaBeta", "Epsilon", "Flat", "Gamma", "Gradient", "LayerRule", "PassThrough", "Proportional", "Rule",

@@ -23,7 +23,13 @@ from keras_mlrs.explain import (
     fold_batchnorm,
     lrp,
 )
-from keras_mlrs.explain.kernels import CHUNK_COLUMNS, KernelView, Windows, blocked_conv, transposed_chunks
+from keras_mlrs.explain.kernels import (
+    CHUNK_COLUMNS,
+    KernelView,
+    Windows,
+    blocked_conv,
+    transposed_chunks,
+)
 from keras_mlrs.explain.rules import WinnerTakeAll
 
 pytestmark = pytest.mark.backends
