@@ -1,10 +1,11 @@
 """The backend side of LRP: the few operations that are not plain ``keras.ops``.
 
-:func:`vjp` (the backward pass of one operation) and :func:`compile_function` (``jax.jit``,
-``tf.function``, or PyTorch's eager mode without autograd) are the only backend-specific code
-of the engine; the rest here is the
-forward and transposed linear map of a kernel layer (:class:`KernelView`), with faster
-forms of the transposed convolution for stride 1.
+:func:`vjp` (the backward pass of one operation), :func:`compile_function` (``jax.jit``,
+``tf.function``, or PyTorch's eager mode without autograd) and :func:`fused` (XLA for the
+element-wise chains inside TensorFlow's graph) are the only backend-specific code of the
+engine; the rest here is the forward and transposed linear map of a kernel layer
+(:class:`KernelView`), with faster forms of the transposed convolution for stride 1, and
+the relevance held lazily (:class:`Windows`, :class:`Scaled`) until a tensor is needed.
 """
 
 from __future__ import annotations
@@ -271,9 +272,6 @@ class KernelView:
         self.tally = tally if tally is not None else [0]
         self._last = None  # (x, kernel, bias, z) of the last forward: rules recompute the model's own z
 
-    def _stored_transpose(self, kernel) -> bool:
-        return kernel is self.kernel and self.kernel_t is not None
-
     def forward(self, x, kernel, bias=None):
         last = self._last
         if last is not None and last[0] is x and last[1] is kernel and last[2] is bias:
@@ -296,7 +294,7 @@ class KernelView:
         s = dense_relevance(s)
         self.tally[0] += multiply_adds(self.layer, s.shape)
         if isinstance(self.layer, keras.layers.Dense):
-            if self._stored_transpose(kernel):
+            if kernel is self.kernel and self.kernel_t is not None:
                 parts = [matmul(s, c) for c in self.kernel_t]
                 return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
             return matmul(s, ops.transpose(kernel))
