@@ -136,7 +136,7 @@ def explanation_quality(run_dir, data=None, split: str = "test", patches: int = 
     for start in range(0, len(explained), _CHUNK):
         rows = explained[start: start + _CHUNK]
         began = time.perf_counter()
-        r = analyzer(_take(inputs, rows), every)  # all 19 each time: one compiled shape, where each chunk's own classes would retrace
+        r = analyzer(_take(inputs, rows), every, batch_size=_CHUNK)  # all 19, 8 patches: one compiled shape for every chunk
         lrp_seconds += time.perf_counter() - began
         relevance = []
         for k, i in enumerate(rows):

@@ -118,6 +118,16 @@ def test_classes_by_name_or_index_in_one_call_equal_separate_calls(patches):
             assert together[group].shape == (8, 3, *patches[group].shape[1:])
             assert relative_difference(together[group][:, k], alone[group][:, 0]) <= 1e-5
 
+def test_fewer_patches_than_the_batch_size_are_padded_and_cut_back(patches):
+    model = small_kbranch(8)
+    analyzer = LRP(model, "lrp.epsilon")
+    two = {g: x[:2] for g, x in patches.items()}
+    padded = analyzer(two, [1, 4], batch_size=5)
+    default = analyzer(two, [1, 4])
+    for group in padded:
+        assert padded[group].shape == default[group].shape == (2, 2, *patches[group].shape[1:])
+        assert relative_difference(padded[group], default[group]) <= 1e-5
+
 def test_unsupported_models_and_inputs_are_refused_with_the_reason():
     inputs = keras.Input((8,))
     normed = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.LayerNormalization(name="ln")(inputs)))
