@@ -151,7 +151,9 @@ def study_metrics(tp, fp, fn, weights=None) -> dict:
     score is computed on each patch's label set and averaged over patches.
 
     Args:
-        tp, fp, fn: per-patch, per-class counts, each ``[N, C]``.
+        tp: per-patch, per-class true positives, ``[N, C]``.
+        fp: false positives, likewise.
+        fn: false negatives, likewise.
         weights: how much each patch counts: None (each once), ``[N]`` (e.g. scikit-learn's
             ``sample_weight``), or ``[B, N]`` (one row per bootstrap resample: how often each
             patch was drawn), computed for all rows at once.
@@ -294,10 +296,13 @@ def paired_bootstrap(labels, predicted_a, predicted_b, metric: str = "f1_samples
 
     Args:
         labels: the true label sets, 0/1 ``[N, C]``.
-        predicted_a, predicted_b: the two models' label sets on the same patches; either
-            may be ``[S, N, C]``, several seeds of one recipe (their mean metric).
+        predicted_a: the first model's label sets on the same patches; ``[S, N, C]`` for
+            several seeds of one recipe (their mean metric).
+        predicted_b: the second model's, likewise.
         metric: one name of :data:`METRICS`, e.g. ``"f1_samples"`` (the study's headline).
-        resamples, seed, level: as for :func:`bootstrap`.
+        resamples: as for :func:`bootstrap`.
+        seed: as for :func:`bootstrap`.
+        level: as for :func:`bootstrap`.
 
     Returns:
         ``{"metric", "a", "b", "difference", "low", "high", "p_value"}``: the metric of each

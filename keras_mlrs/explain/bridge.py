@@ -139,7 +139,8 @@ def innvestigate_lrp(model, inputs, classes, preset: str = "lrp.epsilon", timeou
 
     Args:
         model: the Keras 3 model (its layers are rebuilt in ``tf_keras``).
-        inputs, classes: as for :func:`keras_mlrs.explain.lrp` (indices or names).
+        inputs: as for :func:`keras_mlrs.explain.lrp`.
+        classes: as for :func:`keras_mlrs.explain.lrp` (indices or names).
         preset: an iNNvestigate analyzer name (see :data:`PRESETS`).
         timeout: seconds before the worker process is stopped.
         dtype: ``"float32"`` or ``"float64"``, the precision of iNNvestigate's model

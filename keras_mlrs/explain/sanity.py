@@ -338,7 +338,8 @@ def randomisation_check(model, inputs, classes, preset: str = "lrp.epsilon", see
 
     Args:
         model: the trained model (left unchanged).
-        inputs, classes: what :func:`~keras_mlrs.explain.lrp` takes.
+        inputs: what :func:`~keras_mlrs.explain.lrp` takes.
+        classes: class indices or names, as :func:`~keras_mlrs.explain.lrp` takes them.
         preset: the LRP preset (and ``rule_params`` its parameters).
         seed: the seed of the random weights (each layer's: :func:`layer_seed`).
         mode: ``"cascading"`` (each step randomises one more layer, top-down) or
@@ -348,12 +349,14 @@ def randomisation_check(model, inputs, classes, preset: str = "lrp.epsilon", see
             kernel layer, in :func:`cascade_order`).
         batchnorm: ``"reset"`` or ``"keep"`` the batch normalisation reading a randomised
             layer (see the module docstring).
-        metric, threshold: the verdict: flagged when the mean ``metric`` (one of
-            :data:`METRICS`) after every layer is randomised is above ``threshold``.
+        metric: the verdict's similarity, one of :data:`METRICS`.
+        threshold: the verdict: flagged when the mean ``metric`` after every layer is
+            randomised is above it.
         final_only: compute only the fully randomised model (the verdict), no steps between.
         bands: the band set the heatmaps of a BigEarthNet model sum over
             (:data:`~keras_mlrs.explain.heatmaps.BAND_SETS`).
-        dtype, batch_size: as :class:`~keras_mlrs.explain.LRP` takes them.
+        dtype: as :class:`~keras_mlrs.explain.LRP` takes it.
+        batch_size: as :class:`~keras_mlrs.explain.LRP` takes it.
         jit: compile each step's analyzer with XLA. Default no: every step has weights of
             its own, so an analyzer of its own that runs once on the same inputs; XLA would
             compile the whole backward pass again at every step, while without it (JAX runs

@@ -171,7 +171,9 @@ def spectral_profile(relevance, classes, selected=None, weighting: str = "releva
             of patches) one list per patch.
         selected: which heatmaps count: booleans ``[patches, classes]`` (default: all), e.g.
             the classes in each patch's labels.
-        weighting, class_names, num_classes: as :class:`SpectralProfile` takes them.
+        weighting: as :class:`SpectralProfile` takes it.
+        class_names: as :class:`SpectralProfile` takes it.
+        num_classes: as :class:`SpectralProfile` takes it.
     """
     per_patch = list(relevance) if isinstance(relevance, (list, tuple)) else None
     if per_patch is None:

@@ -81,9 +81,13 @@ def explanation_quality(run_dir, data=None, split: str = "test", patches: int = 
             classes in its labels (``"labels"``), those and the classes the model predicts for
             it (``"predicted"``), or all 19 (``"all"``).
         preset: the LRP preset measured (``rule_params``: its parameters).
-        checkpoint, thresholds: which model and decision rule (the predicted classes).
-        region, steps, baseline, random_seeds, batch_size: the region perturbation
-            (:func:`keras_mlrs.explain.faithfulness.region_perturbation`).
+        checkpoint: which of the run's models.
+        thresholds: the decision rule of the predicted classes.
+        region: the region perturbation's (:func:`keras_mlrs.explain.faithfulness.region_perturbation`).
+        steps: the region perturbation's (:func:`keras_mlrs.explain.faithfulness.region_perturbation`).
+        baseline: the region perturbation's (:func:`keras_mlrs.explain.faithfulness.region_perturbation`).
+        random_seeds: the region perturbation's (:func:`keras_mlrs.explain.faithfulness.region_perturbation`).
+        batch_size: the region perturbation's (:func:`keras_mlrs.explain.faithfulness.region_perturbation`).
         randomisation: run the cascading randomisation test on the first
             ``randomisation_patches`` patches, for the union of their explained classes;
             ``randomisation_steps=False``: only its verdict (every layer randomised at once,

@@ -126,7 +126,9 @@ def uncertainty(groups: list[Recipe], outputs: list[dict], reference: Recipe | N
         outputs: per run, ``{"names", "labels", "predicted"}`` (label sets by the rule the
             comparison reports).
         reference: the recipe of the paired tests, or None for none.
-        resamples, seed, level: the bootstrap's (the same resamples for every recipe).
+        resamples: the bootstrap's (the same resamples for every recipe).
+        seed: the bootstrap's.
+        level: the bootstrap's.
         same_patches: whether every run was evaluated on the same patches; when not (a
             comparison allowed across data), each recipe gets its intervals on its own
             patches and there are no paired tests.
