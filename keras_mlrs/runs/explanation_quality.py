@@ -83,11 +83,12 @@ def explanation_quality(run_dir, data=None, split: str = "test", patches: int = 
         preset: the LRP preset measured (``rule_params``: its parameters).
         checkpoint: which of the run's models.
         thresholds: the decision rule of the predicted classes.
-        region: the region perturbation's (:func:`keras_mlrs.explain.faithfulness.region_perturbation`).
-        steps: the region perturbation's (:func:`keras_mlrs.explain.faithfulness.region_perturbation`).
-        baseline: the region perturbation's (:func:`keras_mlrs.explain.faithfulness.region_perturbation`).
-        random_seeds: the region perturbation's (:func:`keras_mlrs.explain.faithfulness.region_perturbation`).
-        batch_size: the region perturbation's (:func:`keras_mlrs.explain.faithfulness.region_perturbation`).
+        region: the side of a perturbed region, in 10 m pixels (as for :func:`keras_mlrs.explain.faithfulness.region_perturbation`, which
+            takes the next four too).
+        steps: the perturbation steps of a curve.
+        baseline: what a perturbed region becomes: ``"mean"``, ``"blur"`` or ``"noise"``.
+        random_seeds: one random order per seed, the curves' chance baseline.
+        batch_size: perturbed model inputs per forward pass.
         randomisation: run the cascading randomisation test on the first
             ``randomisation_patches`` patches, for the union of their explained classes;
             ``randomisation_steps=False``: only its verdict (every layer randomised at once,
