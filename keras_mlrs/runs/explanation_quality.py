@@ -83,8 +83,9 @@ def explanation_quality(run_dir, data=None, split: str = "test", patches: int = 
         preset: the LRP preset measured (``rule_params``: its parameters).
         checkpoint: which of the run's models.
         thresholds: the decision rule of the predicted classes.
-        region: the side of a perturbed region, in 10 m pixels (as for :func:`keras_mlrs.explain.faithfulness.region_perturbation`, which
-            takes the next four too).
+        region: the side of a perturbed region, in 10 m pixels (as for
+            :func:`keras_mlrs.explain.faithfulness.region_perturbation`, which takes the next
+            four too).
         steps: the perturbation steps of a curve.
         baseline: what a perturbed region becomes: ``"mean"``, ``"blur"`` or ``"noise"``.
         random_seeds: one random order per seed, the curves' chance baseline.
